@@ -1,0 +1,376 @@
+"""The canonical catalog tables, their validation, and the load report.
+
+A :class:`Catalog` is what every loader returns and what graph building, the Neo4j import and the
+exporters consume. All ids are strings. Missing values are ``None`` (text), ``NaN`` (float) or
+``<NA>`` (nullable integer timestamps); text is never an empty string.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+# Columns of every canonical table, in order. Keys of node tables come first.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "users": ("user_id", "name"),
+    "products": ("product_id", "title", "description", "price", "brand_id"),
+    "categories": ("category_id", "name", "parent_id"),
+    "brands": ("brand_id", "name"),
+    "tags": ("tag_id", "name"),
+    "entities": ("entity_id", "name"),
+    "product_categories": ("product_id", "category_id"),
+    "product_tags": ("product_id", "tag_id"),
+    "product_links": ("src_id", "dst_id", "kind"),
+    "triples": ("head_id", "relation", "tail_id", "kind"),
+    "interactions": ("user_id", "product_id", "kind", "rating", "timestamp", "text"),
+}
+FLOAT_COLUMNS = {"price", "rating"}
+INT_COLUMNS = {"timestamp"}
+LINK_KINDS = ("also_bought", "also_viewed")
+TRIPLE_HEAD_KINDS = ("product", "entity")
+
+MAX_TEXT_CHARS = 20_000
+_TAG_RE = re.compile(r"<[^>]*>|<[^>]*$")
+_WS_RE = re.compile(r"\s+")
+
+
+class CatalogError(ValueError):
+    """Input that cannot be loaded. The message names the file, the row and what to do."""
+
+
+@dataclass
+class LoadReport:
+    """Counts of every row that was skipped, merged or repaired, with a few example locations."""
+
+    rows_in: Counter = field(default_factory=Counter)  # per source file
+    skipped: Counter = field(default_factory=Counter)  # reason -> rows dropped
+    merged: Counter = field(default_factory=Counter)  # reason -> rows folded into another row
+    repaired: Counter = field(default_factory=Counter)  # reason -> rows kept with a value fixed or cleared
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def _note(self, reason: str, where: str | None) -> None:
+        if where is not None:
+            ex = self.examples.setdefault(reason, [])
+            if len(ex) < 5:
+                ex.append(where)
+
+    def skip(self, reason: str, n: int = 1, where: str | None = None) -> None:
+        if n:
+            self.skipped[reason] += n
+            self._note(reason, where)
+
+    def merge(self, reason: str, n: int = 1, where: str | None = None) -> None:
+        if n:
+            self.merged[reason] += n
+            self._note(reason, where)
+
+    def repair(self, reason: str, n: int = 1, where: str | None = None) -> None:
+        if n:
+            self.repaired[reason] += n
+            self._note(reason, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_in": dict(self.rows_in),
+            "skipped": dict(self.skipped),
+            "merged": dict(self.merged),
+            "repaired": dict(self.repaired),
+            "examples": self.examples,
+        }
+
+
+def clean_text(value: Any, report: LoadReport | None = None, where: str | None = None) -> str | None:
+    """Unescape HTML entities, strip tags, collapse whitespace; ``None`` for empty.
+
+    Texts longer than :data:`MAX_TEXT_CHARS` are truncated (counted as ``text_truncated``).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple)):
+        value = " ".join(str(v) for v in value if v is not None)
+    text = str(value)
+    if "<" in text:
+        text = _TAG_RE.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+        if "<" in text:  # entities that decoded into tags
+            text = _TAG_RE.sub(" ", text)
+    text = _WS_RE.sub(" ", text).strip()
+    if not text:
+        return None
+    if len(text) > MAX_TEXT_CHARS:
+        if report is not None:
+            report.repair("text_truncated", where=where)
+        text = text[:MAX_TEXT_CHARS]
+    return text
+
+
+def slug(name: str) -> str:
+    """A stable id for a named thing (brand, tag): lower case, single spaces."""
+    return _WS_RE.sub(" ", name.strip().lower())
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    cols = TABLE_COLUMNS[name]
+    return _coerce(pd.DataFrame({c: [] for c in cols}), name)
+
+
+def _coerce(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Canonical dtypes: object for ids/text, float64 for ratings/prices, Int64 for timestamps."""
+    out = {}
+    for col in TABLE_COLUMNS[name]:
+        s = df[col] if col in df.columns else pd.Series([None] * len(df), index=df.index)
+        if col in FLOAT_COLUMNS:
+            out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif col in INT_COLUMNS:
+            out[col] = pd.to_numeric(s, errors="coerce").round().astype("Int64")
+        else:
+            vals = s.astype(object).to_numpy()
+            out[col] = pd.Series(
+                [None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v) for v in vals],
+                index=df.index,
+                dtype=object,
+            )
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+@dataclass
+class Catalog:
+    """The canonical tables of one shop. Build with :meth:`from_tables`, which validates."""
+
+    tables: dict[str, pd.DataFrame]
+    report: LoadReport = field(default_factory=LoadReport)
+    source: str = ""
+    synthetic: bool = False
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_tables(
+        cls,
+        tables: dict[str, pd.DataFrame],
+        report: LoadReport | None = None,
+        source: str = "",
+        synthetic: bool = False,
+        rating_range: tuple[float, float] = (0.0, 5.0),
+        now: float | None = None,
+    ) -> "Catalog":
+        """Validate and normalise raw tables into a catalog.
+
+        Rules (each a counted entry in the report, never a silent drop):
+        missing ids are skipped; identical duplicate rows are merged; duplicate ids with conflicting
+        values keep the first row; references to unknown products from interactions create a
+        product without metadata; other dangling references are skipped; ratings outside
+        ``rating_range`` or NaN are cleared; negative or future timestamps are cleared.
+        """
+        report = report or LoadReport()
+        unknown = set(tables) - set(TABLE_COLUMNS)
+        if unknown:
+            raise CatalogError(f"unknown tables {sorted(unknown)}; expected some of {sorted(TABLE_COLUMNS)}")
+        t = {name: _coerce(tables[name], name) if name in tables else empty_table(name) for name in TABLE_COLUMNS}
+        for name in t:
+            for col in TABLE_COLUMNS[name]:
+                if col in FLOAT_COLUMNS or col in INT_COLUMNS:
+                    continue
+                if name == "interactions" and col == "text" or col in ("title", "description", "name"):
+                    t[name][col] = [clean_text(v, report, f"{name}.{col}") for v in t[name][col]]
+                elif t[name][col].notna().any():
+                    t[name][col] = [None if v is None else (v.strip() or None) for v in t[name][col]]
+
+        # node tables: ids required, duplicates merged or resolved
+        for name, key in (("users", "user_id"), ("products", "product_id"), ("categories", "category_id"),
+                          ("brands", "brand_id"), ("tags", "tag_id"), ("entities", "entity_id")):
+            t[name] = _dedupe_nodes(t[name], key, name, report)
+
+        # interactions: required ids, kinds, ratings, timestamps
+        inter = t["interactions"]
+        bad = inter["user_id"].isna() | inter["product_id"].isna()
+        report.skip("interaction_missing_id", int(bad.sum()))
+        inter = inter[~bad].copy()
+        inter["kind"] = inter["kind"].fillna("purchase").str.lower()
+        from .schema import load_schema  # local: schema reading is cheap, keeps import order simple
+
+        kinds = set(load_schema().interaction_kinds)
+        bad_kind = ~inter["kind"].isin(kinds)
+        report.skip("unknown_interaction_kind", int(bad_kind.sum()))
+        inter = inter[~bad_kind]
+        lo, hi = rating_range
+        r = inter["rating"]
+        out = r.notna() & ((r < lo) | (r > hi))
+        report.repair("rating_out_of_range_cleared", int(out.sum()))
+        inter.loc[out, "rating"] = np.nan
+        ts = inter["timestamp"]
+        limit = int((now or time.time()) + 86_400)
+        neg = ts.notna() & (ts < 0)
+        fut = ts.notna() & (ts > limit)
+        report.repair("negative_timestamp_cleared", int(neg.sum()))
+        report.repair("future_timestamp_cleared", int(fut.sum()))
+        inter.loc[neg | fut, "timestamp"] = pd.NA
+        # the same (user, product, kind) twice: keep one row, prefer the latest with most information
+        before = len(inter)
+        inter = inter.drop_duplicates()
+        report.merge("duplicate_interaction_row", before - len(inter))
+        key = ["user_id", "product_id", "kind"]
+        dup = inter.duplicated(key, keep=False)
+        if dup.any():
+            n_dup = int(inter.duplicated(key).sum())
+            inter = (inter.assign(_ts=inter["timestamp"].fillna(-1))
+                     .sort_values(["user_id", "product_id", "kind", "_ts"], kind="stable")
+                     .drop(columns="_ts"))
+            inter = inter.groupby(key, sort=False, as_index=False).last()
+            report.merge("duplicate_user_product_pair", n_dup)
+        # products referenced by interactions but absent from the product table
+        known = set(t["products"]["product_id"])
+        missing = sorted(set(inter["product_id"]) - known)
+        if missing:
+            report.repair("product_without_metadata", len(missing), where=", ".join(missing[:5]))
+            t["products"] = pd.concat([t["products"], _coerce(pd.DataFrame({"product_id": missing}), "products")],
+                                      ignore_index=True)
+        users_known = set(t["users"]["user_id"])
+        new_users = sorted(set(inter["user_id"]) - users_known)
+        if new_users:
+            t["users"] = pd.concat([t["users"], _coerce(pd.DataFrame({"user_id": new_users}), "users")],
+                                   ignore_index=True)
+        t["interactions"] = inter.reset_index(drop=True)
+
+        # brands referenced by products
+        brand_ids = set(t["brands"]["brand_id"])
+        ref = t["products"]["brand_id"].dropna()
+        new_brands = sorted(set(ref) - brand_ids)
+        if new_brands:
+            t["brands"] = pd.concat([t["brands"], _coerce(pd.DataFrame({"brand_id": new_brands, "name": new_brands}), "brands")],
+                                    ignore_index=True)
+
+        cats = set(t["categories"]["category_id"])
+        parent_bad = t["categories"]["parent_id"].notna() & ~t["categories"]["parent_id"].isin(cats)
+        report.repair("dangling_parent_category_cleared", int(parent_bad.sum()))
+        t["categories"].loc[parent_bad, "parent_id"] = None
+        products = set(t["products"]["product_id"])
+        t["product_categories"] = _drop_dangling(t["product_categories"], {"product_id": products, "category_id": cats},
+                                                 "product_categories", report)
+        t["product_tags"] = _drop_dangling(t["product_tags"], {"product_id": products, "tag_id": set(t["tags"]["tag_id"])},
+                                           "product_tags", report)
+        links = t["product_links"]
+        bad_kind = ~links["kind"].isin(LINK_KINDS)
+        report.skip("unknown_link_kind", int(bad_kind.sum()))
+        t["product_links"] = _drop_dangling(links[~bad_kind], {"src_id": products, "dst_id": products}, "product_links", report)
+        tri = t["triples"]
+        tri = tri.assign(kind=tri["kind"].fillna("product"))
+        bad_kind = ~tri["kind"].isin(TRIPLE_HEAD_KINDS) | tri["relation"].isna()
+        report.skip("malformed_triple", int(bad_kind.sum()))
+        tri = tri[~bad_kind]
+        ents = set(t["entities"]["entity_id"])
+        is_prod = tri["kind"] == "product"
+        dangling = (is_prod & ~tri["head_id"].isin(products)) | (~is_prod & ~tri["head_id"].isin(ents)) | ~tri["tail_id"].isin(ents)
+        report.skip("dangling_triple", int(dangling.sum()))
+        t["triples"] = tri[~dangling]
+        for name in ("product_categories", "product_tags", "product_links", "triples"):
+            before = len(t[name])
+            t[name] = t[name].drop_duplicates().reset_index(drop=True)
+            report.merge(f"duplicate_{name}_row", before - len(t[name]))
+        t = {name: _coerce(df, name) for name, df in t.items()}
+        return cls(t, report, source, synthetic)
+
+    # ------------------------------------------------------------------ summaries
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Node and edge counts per schema type."""
+        from .schema import load_schema
+
+        schema = load_schema()
+        nodes = {spec.name: int(len(self.tables[spec.table])) for spec in schema.nodes.values()}
+        edges = {spec.name: int(len(self.edge_table(spec.name))) for spec in schema.edges.values()}
+        inter = self.interactions
+        return {
+            "nodes": nodes,
+            "edges": edges,
+            "interactions_by_kind": {k: int(v) for k, v in inter["kind"].value_counts().sort_index().items()},
+            "reviewed_products": {"count": int(inter.loc[inter["text"].notna() | inter["rating"].notna(), "product_id"].nunique())},
+            "interacted_products": {"count": int(inter["product_id"].nunique())},
+        }
+
+    def edge_table(self, relation: str) -> pd.DataFrame:
+        """Rows of the schema edge ``relation`` as a (src, dst, ...) table."""
+        from .schema import load_schema
+
+        spec = load_schema().edges[relation]
+        df = self.tables[spec.table]
+        if spec.where_kind is not None:
+            df = df[df["kind"] == spec.where_kind]
+        if spec.table == "triples":
+            df = df[df["kind"] == spec.src]
+        df = df[df[spec.src_col].notna() & df[spec.dst_col].notna()]
+        return df
+
+    # ------------------------------------------------------------------ export
+    def write_generic(self, out_dir: str | Path) -> Path:
+        """Write every canonical table as ``<table>.csv`` (the generic export format) plus a manifest."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables.items():
+            df.to_csv(out / f"{name}.csv", index=False, encoding="utf-8")
+        (out / "kgrec_catalog.json").write_text(
+            json.dumps({"format": "kgrec-generic", "version": 1, "synthetic": self.synthetic, "source": self.source}, indent=2),
+            encoding="utf-8",
+        )
+        return out
+
+    def equals(self, other: "Catalog") -> bool:
+        """Same tables, row order ignored."""
+        for name in TABLE_COLUMNS:
+            a, b = _canonical_order(self.tables[name]), _canonical_order(other.tables[name])
+            if not a.equals(b):
+                return False
+        return True
+
+
+def _canonical_order(df: pd.DataFrame) -> pd.DataFrame:
+    key = df.astype(str)
+    order = key.sort_values(list(df.columns), kind="stable").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def _dedupe_nodes(df: pd.DataFrame, key: str, name: str, report: LoadReport) -> pd.DataFrame:
+    missing = df[key].isna()
+    report.skip(f"{name}_missing_id", int(missing.sum()))
+    df = df[~missing]
+    before = len(df)
+    df = df.drop_duplicates()
+    report.merge(f"duplicate_{name}_row", before - len(df))
+    conflict = df.duplicated(key)
+    if conflict.any():
+        ids = df.loc[conflict, key].head(5).tolist()
+        report.skip(f"conflicting_duplicate_{name}_id", int(conflict.sum()), where=", ".join(ids))
+        df = df[~conflict]
+    return df.reset_index(drop=True)
+
+
+def _drop_dangling(df: pd.DataFrame, refs: dict[str, set], name: str, report: LoadReport) -> pd.DataFrame:
+    ok = pd.Series(True, index=df.index)
+    for col, known in refs.items():
+        ok &= df[col].isin(known)
+    report.skip(f"dangling_{name}_reference", int((~ok).sum()))
+    return df[ok].reset_index(drop=True)
+
+
+def merge_reports(reports: Iterable[LoadReport]) -> LoadReport:
+    out = LoadReport()
+    for r in reports:
+        for attr in ("rows_in", "skipped", "merged", "repaired"):
+            getattr(out, attr).update(getattr(r, attr))
+        for k, v in r.examples.items():
+            out.examples.setdefault(k, []).extend(v[: 5 - len(out.examples.get(k, []))])
+    return out

@@ -1,0 +1,117 @@
+"""The ``kgrec`` command. Each subcommand parses its flags here and calls one library function."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .catalog import CatalogError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+# ---------------------------------------------------------------------------- inspect
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .loaders import load_catalog
+
+    catalog = load_catalog(args.source, format=args.format, mapping=args.mapping, scale=args.scale, seed=args.seed)
+    out = {"source": catalog.source, "synthetic": catalog.synthetic, **catalog.counts(), "report": catalog.report.to_dict()}
+    if args.json:
+        _print_json(out)
+        return 0
+    if catalog.synthetic:
+        print("SYNTHETIC demo catalog (generated, not real shop data)")
+    print(f"source: {catalog.source}\n")
+    print(_table([(k, v) for k, v in out["nodes"].items()], ("node type", "count")), "\n")
+    print(_table([(k, v) for k, v in out["edges"].items()], ("edge type", "count")), "\n")
+    print(_table([(k, v) for k, v in out["interactions_by_kind"].items()], ("interaction kind", "count")), "\n")
+    rep = out["report"]
+    rows = [(what, reason, n) for what in ("skipped", "merged", "repaired") for reason, n in rep[what].items()]
+    print(_table(rows, ("action", "reason", "rows")) if rows else "load report: nothing skipped, merged or repaired")
+    return 0
+
+
+# ---------------------------------------------------------------------------- neo4j
+def cmd_neo4j(args: argparse.Namespace) -> int:
+    from .neo4j import server
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if args.action == "build":
+        path = server.build_launcher()
+        print(f"built the Neo4j launcher in {path}")
+    elif args.action == "start":
+        state = server.start(data_dir, port=args.port)
+        print(f"Neo4j started (pid {state.pid})\n  uri:      {state.uri}\n  user:     {state.user}\n"
+              f"  password: {state.password}\n  data:     {state.data_dir}\n"
+              f"kgrec commands use this server when NEO4J_URI is unset.")
+    elif args.action == "status":
+        state = server.status(data_dir)
+        if state is None:
+            print("Neo4j: not running")
+            return 3
+        print(f"Neo4j: running (pid {state.pid})\n  uri:      {state.uri}\n  user:     {state.user}\n"
+              f"  password: {state.password}\n  data:     {state.data_dir}")
+    elif args.action == "stop":
+        state = server.stop(data_dir)
+        print("Neo4j: not running" if state is None else f"Neo4j stopped (pid {state.pid})")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="an export folder/file, or 'demo' for the built-in synthetic shop")
+    p.add_argument("--format", choices=["amazon", "generic", "demo"], help="export format (default: detected)")
+    p.add_argument("--mapping", help="kgrec_mapping.json for generic exports with other column names")
+    p.add_argument("--scale", type=float, default=1.0, help="demo catalog size (1 ≈ 15k interactions)")
+    p.add_argument("--seed", type=int, default=0, help="demo catalog seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kgrec", description="Knowledge-graph product recommendations "
+                                     "(Neo4j + PyTorch Geometric + transformer text features).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="load an export and print node/edge counts and the load report")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("neo4j", help="build/start/stop/status of a local Neo4j server (needs Java 17+ and Maven)")
+    p.add_argument("action", choices=["start", "stop", "status", "build"])
+    p.add_argument("--port", type=int, help="Bolt port on 127.0.0.1 (start; default 7687)")
+    p.add_argument("--data-dir", help="server folder (default ~/.kgrec/neo4j, or $KGREC_HOME/neo4j)")
+    p.set_defaults(func=cmd_neo4j)
+
+    from . import train_cli
+
+    train_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .neo4j.server import Neo4jServerError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CatalogError, Neo4jServerError, ValueError, FileNotFoundError) as exc:
+        print(f"kgrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

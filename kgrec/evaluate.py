@@ -1,0 +1,56 @@
+"""Full-ranking evaluation: every product is ranked for every evaluated user, the user's known items
+(training items, and validation items when testing) are excluded.
+
+Metrics per user, averaged: Recall@k = hits in top-k / number of held-out items; NDCG@k with binary
+gains; MRR = 1 / rank of the first held-out item (over the full ranking); coverage@10 = distinct
+products in all top-10 lists / number of products.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .interactions import UserItems
+
+KS = (10, 20)
+
+
+@torch.no_grad()
+def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems, exclude: list[UserItems],
+                     ks: tuple[int, ...] = KS, batch_size: int = 1024) -> dict[str, float]:
+    """``score_users([B]) -> [B, I]``; ``targets`` holds each evaluated user's held-out items."""
+    users = torch.unique(targets.users)
+    if users.numel() == 0:
+        return {}
+    kmax = max(ks)
+    sums = {f"recall@{k}": 0.0 for k in ks} | {f"ndcg@{k}": 0.0 for k in ks} | {"mrr": 0.0}
+    top10: list[Tensor] = []
+    discounts = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
+    for start in range(0, users.numel(), batch_size):
+        batch = users[start:start + batch_size]
+        scores = score_users(batch).float().clone()  # [B, I]
+        for ex in exclude:
+            rows, items = ex.gather(batch)
+            scores[rows, items] = -math.inf
+        target = targets.dense(batch).bool()  # [B, I]
+        top = scores.topk(min(kmax, scores.shape[1]), dim=1).indices  # [B, kmax]
+        hits = target.gather(1, top).double()  # [B, kmax]
+        n_target = target.sum(1).double()  # [B]
+        for k in ks:
+            h = hits[:, :k]
+            sums[f"recall@{k}"] += float((h.sum(1) / n_target).sum())
+            dcg = (h * discounts[: h.shape[1]]).sum(1)
+            idcg = torch.stack([discounts[: int(min(n, k))].sum() for n in n_target.tolist()])
+            sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
+        best_target = torch.where(target, scores, torch.tensor(-math.inf)).max(1).values  # [B]
+        rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
+        sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
+        top10.append(top[:, :10])
+    n = users.numel()
+    out = {k: v / n for k, v in sums.items()}
+    out["coverage@10"] = torch.unique(torch.cat(top10)).numel() / targets.n_items
+    out["users"] = int(n)
+    return out

@@ -1,0 +1,123 @@
+"""Node features from text and reviews, computed only from what the training split may see.
+
+Product features = text embedding ⊕ sentiment aggregates (mean, std, log count, share negative) ⊕
+statistics (log train popularity, mean train rating, log price, has price). Category, brand, tag and
+entity features are embeddings of their names. User features: sentiment tendency and log activity.
+Every aggregate uses only ``split.train_rows``, so held-out interactions leave no trace (tested).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .catalog import Catalog
+from .sentiment import SentimentModel, rating_labels, train_sentiment
+from .text import TextEncoder
+
+PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
+
+
+@dataclass
+class Features:
+    """Per node type a ``[num_nodes, dim]`` float32 matrix, rows in catalog table order."""
+
+    x: dict[str, np.ndarray]
+    edge_sentiment: np.ndarray  # [len(train_rows)] score of each training interaction (0 without text)
+    sentiment: dict = field(default_factory=dict)  # the sentiment model's metrics, or why there is none
+    columns: dict[str, list[str]] = field(default_factory=dict)  # names of the non-embedding columns
+
+
+def product_texts(catalog: Catalog, fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> list[str]:
+    """One text per product (catalog order) made of the configured fields."""
+    prod = catalog.products
+    brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
+    cat_of = catalog.product_categories.drop_duplicates("product_id").set_index("product_id")["category_id"]
+    texts = []
+    for pid, title, desc, bid in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"]):
+        parts = []
+        if "title" in fields and isinstance(title, str):
+            parts.append(title)
+        if "description" in fields and isinstance(desc, str):
+            parts.append(desc)
+        if "brand" in fields and isinstance(bid, str):
+            parts.append(f"Brand: {brand_name.get(bid, bid)}")
+        if "category" in fields and pid in cat_of.index:
+            parts.append(f"Category: {cat_of[pid]}")
+        texts.append(". ".join(parts))
+    return texts
+
+
+def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEncoder | None,
+                     use_text: bool = True, use_sentiment: bool = True, seed: int = 0,
+                     fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> Features:
+    """Build all node features. ``encoder=None`` or ``use_text=False`` leaves text out (ablation)."""
+    inter = catalog.interactions.iloc[train_rows]
+    n_products = len(catalog.products)
+    pid_index = pd.Index(catalog.products["product_id"])
+    uid_index = pd.Index(catalog.users["user_id"])
+    x: dict[str, np.ndarray] = {}
+    text_on = use_text and encoder is not None
+
+    # review sentiment from the training reviews only
+    edge_sent = np.zeros(len(inter), dtype=np.float32)
+    info: dict = {"enabled": False}
+    has_text = inter["text"].notna().to_numpy()
+    if use_sentiment and encoder is not None and has_text.sum() >= 10:
+        texts = inter["text"][has_text].astype(str).tolist()
+        emb = encoder(texts)
+        labels = rating_labels(inter["rating"].to_numpy(dtype="float64")[has_text])
+        try:
+            model: SentimentModel = train_sentiment(emb, labels, seed=seed)
+            edge_sent[has_text] = model.score(emb)
+            info = {"enabled": True, "reviews": int(has_text.sum()), **model.metrics}
+        except ValueError as exc:
+            info = {"enabled": False, "reason": str(exc)}
+    elif use_sentiment:
+        info = {"enabled": False, "reason": "fewer than 10 training reviews with text" if encoder else "no encoder"}
+
+    p_idx = pid_index.get_indexer(inter["product_id"])
+    u_idx = uid_index.get_indexer(inter["user_id"])
+    ones = np.ones(len(inter))
+    text_mask = has_text.astype(np.float64)
+    cnt = np.bincount(p_idx, weights=text_mask, minlength=n_products)
+    s1 = np.bincount(p_idx, weights=edge_sent * text_mask, minlength=n_products)
+    s2 = np.bincount(p_idx, weights=(edge_sent ** 2) * text_mask, minlength=n_products)
+    neg = np.bincount(p_idx, weights=(edge_sent < -0.3) * text_mask, minlength=n_products)
+    mean = np.divide(s1, cnt, out=np.zeros_like(s1), where=cnt > 0)
+    std = np.sqrt(np.maximum(np.divide(s2, cnt, out=np.zeros_like(s2), where=cnt > 0) - mean ** 2, 0))
+    share_neg = np.divide(neg, cnt, out=np.zeros_like(neg), where=cnt > 0)
+    pop = np.bincount(p_idx, weights=ones, minlength=n_products)
+    rated = inter["rating"].notna().to_numpy()
+    r_sum = np.bincount(p_idx[rated], weights=inter["rating"].to_numpy(dtype="float64")[rated], minlength=n_products)
+    r_cnt = np.bincount(p_idx[rated], minlength=n_products)
+    mean_rating = np.divide(r_sum, r_cnt, out=np.zeros_like(r_sum), where=r_cnt > 0) / 5.0
+    price = catalog.products["price"].to_numpy(dtype="float64")
+    stats = np.stack([mean, std, np.log1p(cnt), share_neg, np.log1p(pop), mean_rating,
+                      np.log1p(np.nan_to_num(price, nan=0.0)), (~np.isnan(price)).astype(np.float64)], 1)
+    columns = {"product": ["sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity",
+                           "mean_rating", "log_price", "has_price"]}
+    stats = (stats - stats.mean(0)) / (stats.std(0) + 1e-6)
+    parts = [encoder(product_texts(catalog, fields))] if text_on else []
+    x["product"] = np.concatenate(parts + [stats.astype(np.float32)], 1).astype(np.float32)
+
+    n_users = len(catalog.users)
+    u_cnt = np.bincount(u_idx, weights=text_mask, minlength=n_users)
+    u_sum = np.bincount(u_idx, weights=edge_sent * text_mask, minlength=n_users)
+    u_act = np.bincount(u_idx, weights=ones, minlength=n_users)
+    user_stats = np.stack([np.divide(u_sum, u_cnt, out=np.zeros_like(u_sum), where=u_cnt > 0), np.log1p(u_act)], 1)
+    x["user"] = ((user_stats - user_stats.mean(0)) / (user_stats.std(0) + 1e-6)).astype(np.float32)
+    columns["user"] = ["sentiment_tendency", "log_activity"]
+
+    for node, table, name_col in (("category", "categories", "category_id"), ("brand", "brands", "name"),
+                                  ("tag", "tags", "name"), ("entity", "entities", "name")):
+        df = catalog.tables[table]
+        if len(df) == 0:
+            continue
+        if text_on:
+            names = [str(v) if isinstance(v, str) else str(k) for v, k in zip(df[name_col], df.iloc[:, 0])]
+            x[node] = encoder(names)
+        else:
+            x[node] = np.zeros((len(df), 0), dtype=np.float32)
+    return Features(x, edge_sent, info, columns)

@@ -1,0 +1,38 @@
+"""A compressed (CSR) user → items index, for histories, exclusion masks and item-kNN."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class UserItems:
+    """Set of items per user. ``users [E]``, ``items [E]`` index tensors (duplicates are merged)."""
+
+    def __init__(self, users: Tensor, items: Tensor, n_users: int, n_items: int):
+        key = torch.unique(users.long() * n_items + items.long())
+        self.users, self.items = key // n_items, key % n_items  # sorted by user
+        self.n_users, self.n_items = n_users, n_items
+        counts = torch.bincount(self.users, minlength=n_users)
+        self.crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+
+    def __len__(self) -> int:
+        return self.items.numel()
+
+    def gather(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """For ``users [B]`` → (row ``[M]`` in 0..B-1, item ``[M]``) of all their items."""
+        starts, ends = self.crow[users], self.crow[users + 1]
+        lens = ends - starts
+        rows = torch.repeat_interleave(torch.arange(users.numel()), lens)
+        first = torch.repeat_interleave(starts - (lens.cumsum(0) - lens), lens)
+        pos = torch.arange(int(lens.sum())) + first
+        return rows, self.items[pos]
+
+    def dense(self, users: Tensor) -> Tensor:
+        """``[B, I]`` 0/1 float matrix of the users' items."""
+        out = torch.zeros(users.numel(), self.n_items)
+        rows, items = self.gather(users)
+        out[rows, items] = 1.0
+        return out
+
+    def of(self, user: int) -> Tensor:
+        return self.items[self.crow[user]:self.crow[user + 1]]

@@ -1,0 +1,53 @@
+"""The model registry: one literal mapping from name to builder, GNNs and baselines alike."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch_geometric.data import HeteroData
+
+from .baselines import ItemKNN, LightGCNModel, Popularity
+from .gnn import GNNRecommender, HGTEncoder, RGCNEncoder
+
+
+def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id_embeddings: bool) -> dict:
+    return {
+        "node_types": list(data.node_types),
+        "edge_types": list(data.edge_types),
+        "in_dims": {t: int(data[t].x.shape[1]) for t in data.node_types},
+        "num_nodes": {t: int(data[t].num_nodes) for t in data.node_types},
+        "hidden": hidden, "num_layers": layers, "dropout": dropout, "id_embeddings": id_embeddings,
+    }
+
+
+def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
+               id_embeddings: bool = True, **_: object) -> GNNRecommender:
+    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)))
+
+
+def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
+              id_embeddings: bool = True, **_: object) -> GNNRecommender:
+    return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)))
+
+
+def build_lightgcn(data: HeteroData, hidden: int = 64, **_: object) -> LightGCNModel:
+    return LightGCNModel(data["user"].num_nodes, data["product"].num_nodes, hidden, num_layers=3)
+
+
+def build_itemknn(data: HeteroData, **_: object) -> ItemKNN:
+    return ItemKNN(data["user"].num_nodes, data["product"].num_nodes)
+
+
+def build_popularity(data: HeteroData, **_: object) -> Popularity:
+    return Popularity(data["user"].num_nodes, data["product"].num_nodes)
+
+
+MODELS: dict[str, Callable[..., object]] = {
+    "rgcn": build_rgcn,
+    "hgt": build_hgt,
+    "lightgcn": build_lightgcn,
+    "itemknn": build_itemknn,
+    "popularity": build_popularity,
+}
+GNN_MODELS = ("rgcn", "hgt")
+TRAINED_MODELS = ("rgcn", "hgt", "lightgcn")  # learned by gradient descent; the rest are closed-form
+BASELINES = ("popularity", "itemknn", "lightgcn")

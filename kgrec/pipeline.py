@@ -1,0 +1,202 @@
+"""The whole path behind ``python train.py`` / ``kgrec train``:
+catalog → split → features → HeteroData → chosen model + baselines → metrics, checkpoint, report."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .catalog import Catalog
+from .evaluate import evaluate_ranking
+from .features import compute_features
+from .graph import build_graph
+from .interactions import UserItems
+from .models import BASELINES, GNN_MODELS, MODELS, TRAINED_MODELS
+from .schema import load_schema
+from .split import split_interactions
+from .text import TextEncoder
+from .training import OptimConfig, embeddings, resolve_device, seed_everything, train_embedding_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "demo"
+    format: str | None = None
+    mapping: str | None = None
+    scale: float = 1.0
+    neo4j: str | None = None
+    model: str = "rgcn"
+    baselines: tuple[str, ...] = BASELINES
+    split: str = "loo"
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/latest"
+    encoder: str = "default"
+    text: bool = True
+    sentiment: bool = True
+    relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
+    id_embeddings: bool = True
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.1
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    show_users: int = 3
+    quiet: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        raw = dict(raw)
+        raw["optim"] = OptimConfig(**raw.get("optim", {}))
+        for key in ("baselines", "relations"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+def load_source(cfg: TrainConfig) -> Catalog:
+    if cfg.neo4j is not None:
+        from .neo4j.connection import resolve_config
+        from .neo4j.readback import read_catalog
+
+        return read_catalog(resolve_config(cfg.neo4j or None))
+    from .loaders import load_catalog
+
+    return load_catalog(cfg.data, format=cfg.format, mapping=cfg.mapping, scale=cfg.scale, seed=cfg.seed)
+
+
+def _log(cfg: TrainConfig, msg: str) -> None:
+    if not cfg.quiet:
+        print(msg, flush=True)
+
+
+@dataclass
+class Prepared:
+    """Everything the models are trained and evaluated on."""
+
+    catalog: Catalog
+    data: object  # HeteroData
+    id_maps: object
+    train_users: torch.Tensor
+    train_items: torch.Tensor
+    train_index: UserItems
+    val_index: UserItems
+    test_index: UserItems
+    item_category: torch.Tensor
+    split_summary: dict
+    sentiment: dict
+
+
+def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
+    catalog = catalog or load_source(cfg)
+    split = split_interactions(catalog.interactions, cfg.split, seed=cfg.seed)
+    _log(cfg, f"split {split.strategy}: {split.summary()}")
+    need_encoder = cfg.text or cfg.sentiment
+    encoder = TextEncoder(cfg.encoder, device=cfg.device, progress=not cfg.quiet) if need_encoder else None
+    t0 = time.perf_counter()
+    feats = compute_features(catalog, split.train_rows, encoder, use_text=cfg.text, use_sentiment=cfg.sentiment,
+                             seed=cfg.seed)
+    _log(cfg, f"features in {time.perf_counter() - t0:.1f}s (sentiment: {feats.sentiment.get('enabled')})")
+    data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations)
+    users, items = id_maps.index("user"), id_maps.index("product")
+
+    def idx(pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.from_numpy(users.get_indexer(pairs["user_id"]).astype(np.int64)),
+                torch.from_numpy(items.get_indexer(pairs["product_id"]).astype(np.int64)))
+
+    nu, ni = len(users), len(items)
+    tu, ti = idx(split.train_pairs)
+    cat_of = catalog.product_categories.drop_duplicates("product_id")
+    cat_codes = pd.Index(catalog.categories["category_id"])
+    item_category = torch.full((ni,), -1, dtype=torch.long)
+    pos = items.get_indexer(cat_of["product_id"])
+    item_category[torch.from_numpy(pos)] = torch.from_numpy(cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64))
+    return Prepared(catalog, data, id_maps, tu, ti, UserItems(tu, ti, nu, ni), UserItems(*idx(split.val_pairs), nu, ni),
+                    UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment)
+
+
+def _build(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device):
+    return MODELS[name](prep.data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout,
+                        id_embeddings=cfg.id_embeddings)
+
+
+def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None) -> tuple[object, dict, tuple]:
+    """Train one registry model. Returns (model, info, embed_inputs)."""
+    seed_everything(cfg.seed)
+    model = _build(name, prep, cfg, device)
+    t0 = time.perf_counter()
+    info: dict = {}
+    embed_inputs: tuple = ()
+    if name in TRAINED_MODELS:
+        model = model.to(device)
+        if name in GNN_MODELS:
+            data = prep.data.to(device)
+            embed_inputs = (data.x_dict, data.edge_index_dict)
+        else:
+            model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
+        info = train_embedding_model(model, embed_inputs, prep.train_users, prep.train_items, prep.val_index,
+                                     [prep.train_index], prep.train_index.n_items, prep.item_category, cfg.optim,
+                                     cfg.seed, device, writer=writer, tag=name, progress=not cfg.quiet)
+    else:
+        model.fit(prep.train_users, prep.train_items)
+        info = {"epochs": 0}
+    info["train_seconds"] = time.perf_counter() - t0
+    return model, info, embed_inputs
+
+
+def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
+    """``users [B] -> scores [B, I]`` for any registry model."""
+    if name in TRAINED_MODELS:
+        U, I = embeddings(model, embed_inputs, device)
+        return lambda users: U[users] @ I.T
+    return model.score_users
+
+
+def run_training(cfg: TrainConfig, catalog: Catalog | None = None) -> dict:
+    """Run the whole path and write RUN_DIR. Returns the metrics dict (as in metrics.json)."""
+    if cfg.model not in MODELS:
+        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prep = prepare(cfg, catalog)
+    _log(cfg, f"graph: {prep.data.num_nodes} nodes, {prep.data.num_edges} edges, "
+              f"{len(prep.data.edge_types)} edge types; device {device}")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tensorboard"))
+    names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
+    results: dict = {}
+    main_model, main_inputs = None, ()
+    for name in names:
+        model, info, inputs = fit_model(name, prep, cfg, device, writer)
+        score = scorer(name, model, inputs, device)
+        val = evaluate_ranking(score, prep.val_index, [prep.train_index])
+        test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index])
+        results[name] = {"val": val, "test": test, "epochs": info["epochs"], "train_seconds": info["train_seconds"],
+                         "curve": info.get("curve", [])}
+        _log(cfg, f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
+                  f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)")
+        if name == cfg.model:
+            main_model, main_inputs = model, inputs
+    writer.close()
+    metrics = {"dataset": prep.catalog.source, "synthetic": prep.catalog.synthetic, "split": cfg.split,
+               "seed": cfg.seed, "split_sizes": prep.split_summary, "sentiment": prep.sentiment, "models": results}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
+    from .recommend import save_checkpoint
+
+    save_checkpoint(out, cfg, main_model, main_inputs, prep, device)
+    return metrics

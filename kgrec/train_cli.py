@@ -1,0 +1,126 @@
+"""Flags of ``python train.py`` / ``kgrec train`` and the run-folder commands (evaluate, recommend)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .models import BASELINES, MODELS
+from .split import SPLITS
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="demo", help="export folder/file, or 'demo' (default: the synthetic demo shop)")
+    p.add_argument("--format", choices=["amazon", "generic", "demo"], help="export format (default: detected)")
+    p.add_argument("--mapping", help="kgrec_mapping.json for generic exports")
+    p.add_argument("--scale", type=float, default=1.0, help="demo catalog size (1 ≈ 15k interactions)")
+    p.add_argument("--neo4j", nargs="?", const="", metavar="URI",
+                   help="train from Neo4j (URI, or NEO4J_URI / the local 'kgrec neo4j start' server)")
+    p.add_argument("--model", choices=list(MODELS), default="rgcn", help="model to train (default rgcn)")
+    p.add_argument("--baselines", default=",".join(BASELINES),
+                   help="comma-separated baselines trained in the same run ('' for none)")
+    p.add_argument("--split", choices=SPLITS, default="loo", help="evaluation split (default loo)")
+    p.add_argument("--epochs", type=int, default=100, help="maximum epochs (early stopping on val NDCG@10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", default="runs/latest", help="RUN_DIR for metrics, checkpoint, TensorBoard")
+    p.add_argument("--encoder", default="default", help="text encoder: 'default' (offline MiniLM), HF id or path")
+    p.add_argument("--no-text", action="store_true", help="ablation: no text embeddings")
+    p.add_argument("--no-sentiment", action="store_true", help="ablation: no review sentiment")
+    p.add_argument("--relations", help="ablation: comma-separated KG relations to keep (default all)")
+    p.add_argument("--no-id-embeddings", action="store_true", help="inductive: features only, no id embeddings")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def config_from_args(args: argparse.Namespace):
+    from .pipeline import TrainConfig
+    from .training import OptimConfig
+
+    baselines = tuple(b for b in args.baselines.split(",") if b)
+    unknown = [b for b in baselines if b not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(MODELS)}")
+    return TrainConfig(
+        data=args.data, format=args.format, mapping=args.mapping, scale=args.scale, neo4j=args.neo4j,
+        model=args.model, baselines=baselines, split=args.split, seed=args.seed, device=args.device, out=args.out,
+        encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
+        relations=tuple(args.relations.split(",")) if args.relations else None,
+        id_embeddings=not args.no_id_embeddings, hidden=args.hidden, layers=args.layers,
+        optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size), quiet=args.quiet)
+
+
+def metrics_table(metrics: dict) -> str:
+    cols = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
+    lines = [f"{'model':<11}" + "".join(f"{c:>12}" for c in cols) + f"{'epochs':>8}{'train s':>9}"]
+    for name, m in metrics["models"].items():
+        t = m["test"] or m["val"]
+        lines.append(f"{name:<11}" + "".join(f"{t.get(c, float('nan')):>12.4f}" for c in cols)
+                     + f"{m['epochs']:>8}{m['train_seconds']:>9.1f}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import run_training
+    from .recommend import Recommender
+
+    cfg = config_from_args(args)
+    metrics = run_training(cfg)
+    split = "test" if any(m["test"] for m in metrics["models"].values()) else "val"
+    label = " (SYNTHETIC demo catalog)" if metrics["synthetic"] else ""
+    print(f"\n{split} metrics, full ranking, split={metrics['split']}{label}:\n{metrics_table(metrics)}")
+    rec = Recommender.load(cfg.out)
+    users = rec.user_ids[: cfg.show_users]
+    for user in users:
+        print(f"\ntop 5 for user {user}:")
+        for r in rec.recommend(user, k=5):
+            print(f"  {r['rank']}. {r['product_id']}  {r['title'][:70]}  ({r['score']:.3f})")
+    print(f"\nrun folder: {cfg.out} (metrics.json, checkpoint.pt, config.json, tensorboard/)")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from .recommend import Recommender
+
+    rec = Recommender.load(args.run_dir)
+    rows = rec.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    if args.json:
+        print(json.dumps({"user_id": args.user, "model": rec.model_name, "recommendations": rows}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    print(f"top {len(rows)} for user {args.user} ({rec.model_name}):")
+    for r in rows:
+        print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:80]}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    metrics = json.loads((Path(args.run_dir) / "metrics.json").read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print(f"dataset: {metrics['dataset']}  split: {metrics['split']}  seed: {metrics['seed']}")
+    print(metrics_table(metrics))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model and the baselines; same flags as 'python train.py'")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="print the test metrics of a run folder (model and baselines)")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-K products for a user from a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--user", required=True, help="the user's catalog id")
+    p.add_argument("-k", type=int, default=10, help="how many products (default 10)")
+    p.add_argument("--include-seen", action="store_true", help="do not exclude products the user already has")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_recommend)

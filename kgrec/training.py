@@ -1,0 +1,163 @@
+"""Training: BPR with uniform + same-category hard negatives, AdamW, early stopping on validation
+NDCG@10, bf16 autocast on CUDA, deterministic on CPU for a seed, TensorBoard curves."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .evaluate import evaluate_ranking
+from .interactions import UserItems
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 100
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    l2: float = 1e-4  # L2 on the batch's output embeddings (BPR regulariser)
+    batch_size: int = 4096
+    negatives: int = 4
+    hard_negative_ratio: float = 0.25
+    patience: int = 10
+    eval_every: int = 1
+
+
+class NegativeSampler:
+    """Uniform negatives, and with ``hard_ratio`` probability a product of the positive's category."""
+
+    def __init__(self, n_items: int, item_category: Tensor | None, hard_ratio: float, generator: torch.Generator):
+        self.n_items, self.hard_ratio, self.gen = n_items, hard_ratio, generator
+        self.item_category = item_category
+        if item_category is not None and hard_ratio > 0:
+            has = item_category >= 0
+            order = torch.argsort(item_category[has], stable=True)
+            self.cat_items = torch.nonzero(has).flatten()[order]
+            counts = torch.bincount(item_category[has], minlength=int(item_category.max()) + 1)
+            self.cat_start = counts.cumsum(0) - counts
+            self.cat_size = counts
+
+    def __call__(self, pos: Tensor, k: int) -> Tensor:
+        """``pos [B]`` → negatives ``[B, k]``."""
+        neg = torch.randint(0, self.n_items, (pos.numel(), k), generator=self.gen)
+        if self.item_category is None or self.hard_ratio <= 0:
+            return neg
+        cat = self.item_category[pos]  # [B]
+        use = (torch.rand(pos.numel(), k, generator=self.gen) < self.hard_ratio) & (cat >= 0)[:, None]
+        c = cat.clamp(min=0)[:, None].expand(-1, k)
+        offset = (torch.rand(pos.numel(), k, generator=self.gen) * self.cat_size[c].clamp(min=1)).long()
+        hard = self.cat_items[(self.cat_start[c] + offset).clamp(max=self.cat_items.numel() - 1)]
+        return torch.where(use, hard, neg)
+
+
+def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """``u [B, d]``, ``pos [B, d]``, ``neg [B, k, d]`` → scalar mean BPR loss."""
+    pos_s = (u * pos).sum(-1, keepdim=True)  # [B, 1]
+    neg_s = torch.einsum("bd,bkd->bk", u, neg)  # [B, k]
+    return F.softplus(neg_s - pos_s).mean()
+
+
+def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_users: Tensor, train_items: Tensor,
+                          val_targets: UserItems, val_exclude: list[UserItems], n_items: int,
+                          item_category: Tensor | None, cfg: OptimConfig, seed: int, device: torch.device,
+                          writer=None, tag: str = "model", progress: bool = False) -> dict:
+    """Train ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` and keep the best epoch.
+
+    Returns ``{"epochs": n, "best_epoch": e, "val": metrics, "curve": [...]}``; the model ends with
+    the weights of the best validation NDCG@10.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = device.type == "cuda"
+    best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
+    n = train_users.numel()
+    epochs = range(1, cfg.epochs + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False)
+    epoch = 0
+    for epoch in epochs:
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, cfg.batch_size):
+            b = perm[start:start + cfg.batch_size]
+            u, p = train_users[b], train_items[b]
+            neg = sampler(p, cfg.negatives)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                U, I = model.embed(*embed_inputs)
+                ue, pe, ne = U[u.to(device)].float(), I[p.to(device)].float(), I[neg.to(device)].float()
+                loss = bpr_loss(ue, pe, ne)
+                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / b.numel()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * b.numel()
+        epoch_s = time.perf_counter() - t0
+        if epoch % cfg.eval_every and epoch != cfg.epochs:
+            continue
+        metrics = evaluate_embeddings(model, embed_inputs, val_targets, val_exclude, device)
+        ndcg = metrics.get("ndcg@10", 0.0)
+        curve.append({"epoch": epoch, "loss": total / n, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
+        if writer is not None:
+            writer.add_scalar(f"{tag}/loss", total / n, epoch)
+            writer.add_scalar(f"{tag}/val_ndcg@10", ndcg, epoch)
+        if bar is not None:
+            bar.update(cfg.eval_every)
+            bar.set_postfix(loss=f"{total / n:.4f}", val_ndcg10=f"{ndcg:.4f}")
+        if ndcg > best:
+            best, best_epoch, waited = ndcg, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += cfg.eval_every
+            if waited >= cfg.patience:
+                break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"epochs": epoch, "best_epoch": best_epoch, "curve": curve}
+
+
+@torch.no_grad()
+def embeddings(model: torch.nn.Module, embed_inputs: tuple, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Eval-mode ``(U [n_users, d], I [n_items, d])`` on the CPU in float32."""
+    model.eval()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        U, I = model.embed(*embed_inputs)
+    return U.float().cpu(), I.float().cpu()
+
+
+def evaluate_embeddings(model, embed_inputs, targets: UserItems, exclude: list[UserItems], device) -> dict:
+    U, I = embeddings(model, embed_inputs, device)
+    return evaluate_ranking(lambda users: U[users] @ I.T, targets, exclude)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+

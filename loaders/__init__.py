@@ -1,0 +1,43 @@
+"""Catalog export readers, one module per format. Installed as ``kgrec.loaders``.
+
+Every loader returns a validated :class:`kgrec.catalog.Catalog` and never imports torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..catalog import Catalog, CatalogError
+
+FORMATS = ("amazon", "generic", "demo")
+
+
+def detect_format(source: str | Path) -> str:
+    """Guess the export format of ``source`` (a folder or file)."""
+    if str(source) == "demo" or str(source).startswith("demo:"):
+        return "demo"
+    path = Path(source)
+    if not path.exists():
+        raise CatalogError(f"{path}: no such file or folder (use 'demo' for the built-in synthetic catalog)")
+    names = [p.name for p in path.iterdir()] if path.is_dir() else [path.name]
+    if any(n.startswith("meta_") for n in names) or any(n.endswith(("_5.json", "_5.json.gz")) for n in names):
+        return "amazon"
+    return "generic"
+
+
+def load_catalog(source: str | Path, format: str | None = None, mapping: str | Path | None = None,
+                 scale: float = 1.0, seed: int = 0) -> Catalog:
+    """Load any supported export. ``source='demo'`` gives the built-in synthetic shop."""
+    fmt = format or detect_format(source)
+    if fmt == "demo":
+        from .demo import generate_demo_catalog
+
+        return generate_demo_catalog(scale=scale, seed=seed)
+    if fmt == "amazon":
+        from .amazon import load_amazon
+
+        return load_amazon(source)
+    if fmt == "generic":
+        from .generic import load_generic
+
+        return load_generic(source, mapping=mapping)
+    raise CatalogError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
