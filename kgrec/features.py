@@ -90,7 +90,8 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     share_neg = np.divide(neg, cnt, out=np.zeros_like(neg), where=cnt > 0)
     pop = np.bincount(p_idx, weights=ones, minlength=n_products)
     rated = inter["rating"].notna().to_numpy()
-    r_sum = np.bincount(p_idx[rated], weights=inter["rating"].to_numpy(dtype="float64")[rated], minlength=n_products)
+    r_sum = np.bincount(p_idx[rated], weights=inter["rating"].to_numpy(dtype="float64")[rated],
+                        minlength=n_products).astype(np.float64)
     r_cnt = np.bincount(p_idx[rated], minlength=n_products)
     mean_rating = np.divide(r_sum, r_cnt, out=np.zeros_like(r_sum), where=r_cnt > 0) / 5.0
     price = catalog.products["price"].to_numpy(dtype="float64")

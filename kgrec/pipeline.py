@@ -44,6 +44,7 @@ class TrainConfig:
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.1
+    linear: bool = False
     optim: OptimConfig = field(default_factory=OptimConfig)
     show_users: int = 3
     quiet: bool = False
@@ -128,7 +129,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
 
 def _build(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device):
     return MODELS[name](prep.data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout,
-                        id_embeddings=cfg.id_embeddings)
+                        id_embeddings=cfg.id_embeddings, linear=cfg.linear)
 
 
 def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None) -> tuple[object, dict, tuple]:

@@ -100,7 +100,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * b.numel()
+            total += float(loss.detach()) * b.numel()
         epoch_s = time.perf_counter() - t0
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue

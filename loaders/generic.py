@@ -37,7 +37,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("time", "ts", "date", "datetime", "unix_time", "position"),
     "rating": ("score", "stars", "overall"),
     "text": ("review", "review_text", "reviewtext", "body", "comment"),
-    "title": ("name", "product_name"),
     "head_id": ("head", "h"),
     "relation": ("rel", "r", "predicate"),
     "tail_id": ("tail", "t", "object"),
@@ -68,11 +67,16 @@ def _load_mapping(folder: Path, mapping: str | Path | None) -> dict:
     return raw
 
 
-def _rename(df: pd.DataFrame, explicit: dict[str, str]) -> pd.DataFrame:
+PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {"title": ("name", "product_name")}
+NAN_WORDS = {"nan", "null", "none", "na", "n/a"}
+
+
+def _rename(df: pd.DataFrame, explicit: dict[str, str], stem: str) -> pd.DataFrame:
     df = df.rename(columns=explicit)
     lower = {c: c.strip().lower() for c in df.columns}
     df = df.rename(columns=lower)
-    for canonical, aliases in ALIASES.items():
+    aliases_for = ALIASES | PRODUCT_ALIASES if stem == "products" else ALIASES
+    for canonical, aliases in aliases_for.items():
         if canonical in df.columns:
             continue
         for alias in aliases:
@@ -120,7 +124,7 @@ def load_generic(source: str | Path, mapping: str | Path | None = None) -> Catal
             continue
         if not path.exists():
             raise CatalogError(f"{path}: named in the mapping for table {stem!r} but not found")
-        df = _rename(read_table(path, report), tconf.get("columns", {}))
+        df = _rename(read_table(path, report), tconf.get("columns", {}), stem)
         raw[stem] = (df, path)
     if "interactions" not in raw and "reviews" not in raw:
         raise CatalogError(f"{folder}: no interactions or reviews file found (expected interactions.csv, "
@@ -142,7 +146,10 @@ def load_generic(source: str | Path, mapping: str | Path | None = None) -> Catal
             df["timestamp"] = parse_timestamps(df["timestamp"], report, path.name)
         if "rating" in df.columns:
             rating = pd.to_numeric(df["rating"], errors="coerce")
-            report.repair("unparseable_rating_cleared", int((df["rating"].notna() & rating.isna()).sum()), where=path.name)
+            lost = df["rating"].notna() & rating.isna()
+            nan_word = lost & df["rating"].astype(str).str.strip().str.lower().isin(NAN_WORDS)
+            report.repair("nan_rating_cleared", int(nan_word.sum()), where=path.name)
+            report.repair("unparseable_rating_cleared", int((lost & ~nan_word).sum()), where=path.name)
             df["rating"] = rating
         parts.append(df)
     tables["interactions"] = pd.concat(parts, ignore_index=True)

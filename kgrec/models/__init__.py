@@ -20,8 +20,8 @@ def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id
 
 
 def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-               id_embeddings: bool = True, **_: object) -> GNNRecommender:
-    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)))
+               id_embeddings: bool = True, linear: bool = False, **_: object) -> GNNRecommender:
+    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings), linear=linear))
 
 
 def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,

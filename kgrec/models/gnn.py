@@ -50,8 +50,9 @@ class RGCNEncoder(nn.Module):
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], in_dims: dict[NodeType, int],
                  num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, num_bases: int = 8,
-                 dropout: float = 0.1, id_embeddings: bool = True):
+                 dropout: float = 0.1, id_embeddings: bool = True, linear: bool = False):
         super().__init__()
+        self.linear = linear
         self.node_types = list(node_types)
         self.edge_types = list(edge_types)
         self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings)
@@ -85,7 +86,10 @@ class RGCNEncoder(nn.Module):
         h = torch.cat([h_dict[t] for t in self.node_types])  # [N, hidden]
         layers = [h]
         for conv, norm in zip(self.convs, self.norms):
-            h = h + self.dropout(torch.relu(norm(conv(h, edge_index, edge_type))))
+            if self.linear:  # LightGCN-style: no non-linearity, the layer output is the next input
+                h = self.dropout(conv(h, edge_index, edge_type))
+            else:
+                h = h + self.dropout(torch.relu(norm(conv(h, edge_index, edge_type))))
             layers.append(h)
         h = torch.stack(layers).mean(0)
         return {t: h[offsets[t]:offsets[t] + sizes[t]] for t in self.node_types}

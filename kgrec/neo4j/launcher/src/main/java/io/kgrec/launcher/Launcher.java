@@ -88,7 +88,7 @@ public final class Launcher {
 
     private static boolean portIsFree(int port) {
         try (ServerSocket socket = new ServerSocket()) {
-            socket.setReuseAddress(false);
+            socket.setReuseAddress(true); // TIME_WAIT leftovers are not a listener
             socket.bind(new InetSocketAddress("127.0.0.1", port));
             return true;
         } catch (IOException e) {

@@ -1,0 +1,88 @@
+"""Shared fixtures: real data from ../shared/datasets, a real Neo4j, a small demo catalog."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Text-embedding cache and kgrec home in a per-session temp folder (never the user's)."""
+    if "KGREC_CACHE" not in os.environ:
+        os.environ["KGREC_CACHE"] = str(tmp_path_factory.mktemp("kgrec-cache"))
+    yield
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (the public datasets live in ../shared/datasets beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def magazine() -> Path:
+    return shared_dataset("amazon-magazine-2018")
+
+
+@pytest.fixture(scope="session")
+def scientific() -> Path:
+    return shared_dataset("amazon-scientific-2018")
+
+
+@pytest.fixture(scope="session")
+def small_demo():
+    from kgrec.loaders import load_catalog
+
+    return load_catalog("demo", scale=0.1, seed=1)
+
+
+@pytest.fixture(scope="session")
+def neo4j_config(tmp_path_factory):
+    """A real Neo4j: ``NEO4J_URI`` when set, otherwise one started by the kgrec launcher."""
+    from kgrec.neo4j.connection import Neo4jConfig
+    from kgrec.neo4j import server
+
+    if os.environ.get("NEO4J_URI"):
+        yield Neo4jConfig(os.environ["NEO4J_URI"], os.environ.get("NEO4J_USER", "neo4j"),
+                          os.environ.get("NEO4J_PASSWORD", ""))
+        return
+    try:
+        proc, state = server.spawn(tmp_path_factory.mktemp("neo4j"), exit_on_stdin_eof=True)
+    except server.Neo4jServerError as exc:
+        if IN_CI:
+            pytest.fail(f"Neo4j did not start in CI: {exc}")
+        pytest.skip(f"no Neo4j: {exc}")
+    try:
+        yield Neo4jConfig(state.uri, state.user, state.password)
+    finally:
+        proc.stdin.close()  # the launcher shuts down on stdin EOF
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture()
+def neo4j_driver(neo4j_config):
+    from kgrec.neo4j.connection import driver
+
+    drv = driver(neo4j_config)
+    drv.execute_query("MATCH (n) DETACH DELETE n")
+    yield drv
+    drv.close()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``kgrec ARGS`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "kgrec.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO)
