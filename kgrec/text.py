@@ -40,7 +40,7 @@ class TextEncoder:
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_ENCODER, device: str = "auto", batch_size: int = 64,
-                 max_length: int = 256, cache_dir: str | os.PathLike | None = None, progress: bool = False):
+                 max_length: int = 128, cache_dir: str | os.PathLike | None = None, progress: bool = False):
         self.model_name = str(model)
         self.path = str(default_model_path()) if self.model_name == DEFAULT_ENCODER else self.model_name
         self.device_arg = device

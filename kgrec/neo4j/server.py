@@ -43,8 +43,21 @@ class ServerState:
     log_file: str
 
 
+def _sources_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(LAUNCHER_SRC.rglob("*")):
+        if f.is_file() and "target" not in f.parts:
+            h.update(f.relative_to(LAUNCHER_SRC).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def build_dir() -> Path:
-    return Path(os.environ.get("KGREC_LAUNCHER_BUILD", home_dir() / "launcher-build"))
+    """Build folder, one per version of the launcher sources (a changed launcher is rebuilt)."""
+    base = Path(os.environ.get("KGREC_LAUNCHER_BUILD", home_dir() / "launcher-build"))
+    return base / _sources_digest()
 
 
 def launcher_classpath(build: bool = True) -> str:
