@@ -41,6 +41,41 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- import
+def cmd_import(args: argparse.Namespace) -> int:
+    from .loaders import load_catalog
+
+    catalog = load_catalog(args.source, format=args.format, mapping=args.mapping, scale=args.scale, seed=args.seed)
+    if args.admin_csv:
+        from .neo4j.admin_csv import write_admin_import
+
+        command = write_admin_import(catalog, args.admin_csv, database=args.database or "neo4j")
+        print(f"wrote neo4j-admin import files to {args.admin_csv}; with the database stopped, run:\n{command}")
+        return 0
+    from .neo4j.connection import driver, resolve_config
+    from .neo4j.importer import import_catalog
+
+    config = resolve_config(args.uri, args.user, None, args.database)
+    drv = driver(config)
+    try:
+        summary = import_catalog(catalog, drv, config.database, batch_size=args.batch_size,
+                                 progress=not args.json and sys.stderr.isatty())
+    finally:
+        drv.close()
+    out = {"source": catalog.source, "uri": config.uri, "database": config.database, **summary.to_dict()}
+    if args.json:
+        _print_json(out)
+        return 0
+    rows = [(label, v["rows"], v["created"], v["properties_set"]) for label, v in summary.nodes.items()]
+    print(_table(rows, ("label", "rows", "created", "properties set")), "\n")
+    rows = [(t, v["rows"], v["created"], v["properties_set"]) for t, v in summary.relationships.items()]
+    print(_table(rows, ("relationship", "rows", "created", "properties set")), "\n")
+    skipped = out["rows_skipped"]
+    print("rows skipped at load: " + (", ".join(f"{k}={v}" for k, v in skipped.items()) or "none"))
+    print(f"{out['rows']} rows in {out['seconds']} s ({out['rows_per_second']} rows/s) into {config.uri}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- neo4j
 def cmd_neo4j(args: argparse.Namespace) -> int:
     from .neo4j import server
@@ -85,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("import", help="import an export into Neo4j (idempotent MERGE), or write neo4j-admin CSVs")
+    _add_source(p)
+    p.add_argument("--uri", help="bolt URI (default: NEO4J_URI, else the 'kgrec neo4j start' server)")
+    p.add_argument("--user", help="user (default: NEO4J_USER or neo4j); the password comes from NEO4J_PASSWORD")
+    p.add_argument("--database", help="database name (default neo4j)")
+    p.add_argument("--batch-size", type=int, default=5000, help="rows per transaction (default 5000)")
+    p.add_argument("--admin-csv", metavar="DIR", help="write neo4j-admin import CSVs to DIR instead of importing")
+    p.add_argument("--json", action="store_true", help="print the import summary as JSON")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("neo4j", help="build/start/stop/status of a local Neo4j server (needs Java 17+ and Maven)")
     p.add_argument("action", choices=["start", "stop", "status", "build"])

@@ -121,6 +121,10 @@ def parse_schema(text: str) -> Schema:
             _check_ident(spec["neo4j_type"], "relationship type")
         elif not by_kind:
             raise SchemaError(f"edge {name!r} needs neo4j_type or neo4j_type_by_kind")
+        unknown_keys = set(spec) - {"src", "dst", "reverse", "table", "src_col", "dst_col", "neo4j_type",
+                                    "neo4j_type_by_kind", "where_kind", "properties", "target", "description"}
+        if unknown_keys:
+            raise SchemaError(f"edge {name!r}: unknown keys {sorted(unknown_keys)}")
         edges[name] = EdgeSpec(
             name=_check_ident(name, "relation"),
             src=spec["src"],

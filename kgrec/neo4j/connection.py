@@ -40,7 +40,9 @@ def driver(config: Neo4jConfig):
     """An open ``neo4j.Driver`` whose connectivity has been verified."""
     import neo4j
 
-    drv = neo4j.GraphDatabase.driver(config.uri, auth=(config.user, config.password))
+    # "relationship type does not exist" notices are expected for schema types a shop does not use
+    drv = neo4j.GraphDatabase.driver(config.uri, auth=(config.user, config.password),
+                                     notifications_min_severity="OFF")
     try:
         drv.verify_connectivity()
     except Exception as exc:

@@ -65,9 +65,18 @@ public final class Launcher {
             stopped.countDown();
         }, "kgrec-neo4j-shutdown"));
 
-        dbms.database("system").executeTransactionally(
-                "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
-                Map.of("password", password));
+        try {
+            dbms.database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
+                    Map.of("password", password));
+        } catch (RuntimeException e) {
+            // a restart on an existing data folder with the same password is fine; anything else is not
+            String msg = String.valueOf(e.getMessage());
+            if (!msg.contains("cannot be the same")) {
+                System.err.println("kgrec-neo4j-launcher: could not set the password: " + msg);
+                System.exit(1); // the shutdown hook stops the DBMS: no JVM is left behind
+            }
+        }
 
         System.out.println("KGREC_NEO4J_READY bolt://127.0.0.1:" + port);
         System.out.flush();
