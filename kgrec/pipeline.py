@@ -40,11 +40,11 @@ class TrainConfig:
     text: bool = True
     sentiment: bool = True
     relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
-    id_embeddings: bool = True
+    id_embeddings: str = "all"  # all | no-user | none
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.1
-    linear: bool = False
+    linear: bool = True  # R-GCN without non-linearity between layers (LightGCN-style); measured better
     optim: OptimConfig = field(default_factory=OptimConfig)
     show_users: int = 3
     quiet: bool = False

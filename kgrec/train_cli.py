@@ -23,7 +23,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
                    help="comma-separated baselines trained in the same run ('' for none)")
     p.add_argument("--split", choices=SPLITS, default="loo", help="evaluation split (default loo)")
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs (early stopping on val NDCG@10)")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping on val NDCG@10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", default="runs/latest", help="RUN_DIR for metrics, checkpoint, TensorBoard")
@@ -31,11 +31,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-text", action="store_true", help="ablation: no text embeddings")
     p.add_argument("--no-sentiment", action="store_true", help="ablation: no review sentiment")
     p.add_argument("--relations", help="ablation: comma-separated KG relations to keep (default all)")
-    p.add_argument("--no-id-embeddings", action="store_true", help="inductive: features only, no id embeddings")
+    p.add_argument("--id-embeddings", choices=["all", "no-user", "none"], default="all",
+                   help="learnable id embeddings for all node types, all but users, or none (inductive)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--lr", type=float, default=0.005)
-    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--loss", choices=["softmax", "bpr"], default="softmax", help="sampled softmax (default) or BPR")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -52,8 +54,8 @@ def config_from_args(args: argparse.Namespace):
         model=args.model, baselines=baselines, split=args.split, seed=args.seed, device=args.device, out=args.out,
         encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
         relations=tuple(args.relations.split(",")) if args.relations else None,
-        id_embeddings=not args.no_id_embeddings, hidden=args.hidden, layers=args.layers,
-        optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size), quiet=args.quiet)
+        id_embeddings=args.id_embeddings, hidden=args.hidden, layers=args.layers,
+        optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss), quiet=args.quiet)
 
 
 def metrics_table(metrics: dict) -> str:

@@ -16,15 +16,17 @@ from .interactions import UserItems
 
 @dataclass(frozen=True)
 class OptimConfig:
-    epochs: int = 100
+    epochs: int = 200
     lr: float = 0.005
     weight_decay: float = 0.0
-    l2: float = 1e-4  # L2 on the batch's output embeddings (BPR regulariser)
-    batch_size: int = 4096
-    negatives: int = 4
+    l2: float = 1e-4  # L2 on the batch's output embeddings
+    batch_size: int = 2048
+    negatives: int = 64
     hard_negative_ratio: float = 0.25
-    patience: int = 10
+    patience: int = 30  # epochs without a better validation NDCG@10 before stopping
     eval_every: int = 1
+    loss: str = "softmax"  # bpr | softmax (sampled softmax over the positive and its negatives)
+    temperature: float = 1.0  # softmax temperature
 
 
 class NegativeSampler:
@@ -61,6 +63,17 @@ def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     return F.softplus(neg_s - pos_s).mean()
 
 
+def softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
+    """Sampled softmax: ``u [B, d]``, ``pos [B, d]``, ``neg [B, k, d]`` → scalar cross-entropy of the positive."""
+    pos_s = (u * pos).sum(-1, keepdim=True)  # [B, 1]
+    neg_s = torch.einsum("bd,bkd->bk", u, neg)  # [B, k]
+    logits = torch.cat([pos_s, neg_s], 1) / temperature  # [B, 1 + k]
+    return F.cross_entropy(logits, torch.zeros(u.shape[0], dtype=torch.long, device=u.device))
+
+
+LOSSES = {"bpr": lambda u, p, n, t: bpr_loss(u, p, n), "softmax": softmax_loss}
+
+
 def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_users: Tensor, train_items: Tensor,
                           val_targets: UserItems, val_exclude: list[UserItems], n_items: int,
                           item_category: Tensor | None, cfg: OptimConfig, seed: int, device: torch.device,
@@ -95,7 +108,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*embed_inputs)
                 ue, pe, ne = U[u.to(device)].float(), I[p.to(device)].float(), I[neg.to(device)].float()
-                loss = bpr_loss(ue, pe, ne)
+                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature)
                 loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / b.numel()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -9,7 +9,7 @@ from .baselines import ItemKNN, LightGCNModel, Popularity
 from .gnn import GNNRecommender, HGTEncoder, RGCNEncoder
 
 
-def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id_embeddings: bool) -> dict:
+def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id_embeddings: str) -> dict:
     return {
         "node_types": list(data.node_types),
         "edge_types": list(data.edge_types),
@@ -20,13 +20,15 @@ def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id
 
 
 def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-               id_embeddings: bool = True, linear: bool = False, **_: object) -> GNNRecommender:
-    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings), linear=linear))
+               id_embeddings: str = "all", linear: bool = False, **_: object) -> GNNRecommender:
+    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings), linear=linear),
+                          data["product"].num_nodes)
 
 
 def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-              id_embeddings: bool = True, **_: object) -> GNNRecommender:
-    return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)))
+              id_embeddings: str = "all", **_: object) -> GNNRecommender:
+    return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
+                          data["product"].num_nodes)
 
 
 def build_lightgcn(data: HeteroData, hidden: int = 64, **_: object) -> LightGCNModel:

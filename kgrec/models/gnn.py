@@ -14,16 +14,22 @@ from torch_geometric.nn import HGTConv, RGCNConv
 
 NodeType = str
 EdgeType = tuple[str, str, str]
+# which node types get a learnable id embedding: all; all but users (a user is what they interacted
+# with: new users need no retraining); none (fully inductive, features only)
+ID_EMBEDDINGS = ("all", "no-user", "none")
 
 
 class NodeInputs(nn.Module):
     """Per-type input layer: ``x_dict[t] [N_t, F_t]`` → ``[N_t, hidden]``."""
 
     def __init__(self, in_dims: dict[NodeType, int], num_nodes: dict[NodeType, int], hidden: int,
-                 id_embeddings: bool = True):
+                 id_embeddings: str = "all"):
         super().__init__()
+        if id_embeddings not in ID_EMBEDDINGS:
+            raise ValueError(f"id_embeddings must be one of {ID_EMBEDDINGS}")
+        with_ids = {"all": set(num_nodes), "no-user": set(num_nodes) - {"user"}, "none": set()}[id_embeddings]
         self.proj = nn.ModuleDict({t: nn.Linear(f, hidden) for t, f in in_dims.items() if f > 0})
-        self.emb = nn.ModuleDict({t: nn.Embedding(n, hidden) for t, n in num_nodes.items()} if id_embeddings else {})
+        self.emb = nn.ModuleDict({t: nn.Embedding(n, hidden) for t, n in num_nodes.items() if t in with_ids})
         self.type_vec = nn.ParameterDict({t: nn.Parameter(torch.zeros(hidden)) for t in num_nodes
                                           if t not in self.proj and t not in self.emb})
         for e in self.emb.values():
@@ -50,7 +56,7 @@ class RGCNEncoder(nn.Module):
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], in_dims: dict[NodeType, int],
                  num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, num_bases: int = 8,
-                 dropout: float = 0.1, id_embeddings: bool = True, linear: bool = False):
+                 dropout: float = 0.1, id_embeddings: str = "all", linear: bool = False):
         super().__init__()
         self.linear = linear
         self.node_types = list(node_types)
@@ -100,7 +106,7 @@ class HGTEncoder(nn.Module):
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], in_dims: dict[NodeType, int],
                  num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, heads: int = 2,
-                 dropout: float = 0.1, id_embeddings: bool = True):
+                 dropout: float = 0.1, id_embeddings: str = "all"):
         super().__init__()
         self.node_types = list(node_types)
         self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings)
@@ -123,18 +129,25 @@ class HGTEncoder(nn.Module):
 
 
 class GNNRecommender(nn.Module):
-    """An encoder plus a dot-product decoder for the (user, product) target edge."""
+    """An encoder plus a dot-product decoder with a learned product bias for the target edge.
 
-    def __init__(self, encoder: nn.Module, user_type: str = "user", item_type: str = "product"):
+    ``score(u, i) = <h_u, h_i> + b_i``. The bias is folded into the vectors (``[h_u, 1]`` and
+    ``[h_i, b_i]``), so top-K over all products stays one matrix product.
+    """
+
+    def __init__(self, encoder: nn.Module, num_items: int, user_type: str = "user", item_type: str = "product"):
         super().__init__()
         self.encoder = encoder
+        self.item_bias = nn.Parameter(torch.zeros(num_items, 1))
         self.user_type = user_type
         self.item_type = item_type
 
     def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> tuple[Tensor, Tensor]:
-        """Returns user embeddings ``[U, d]`` and product embeddings ``[I, d]``."""
+        """Returns user vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``."""
         h = self.encoder(x_dict, edge_index_dict)
-        return h[self.user_type], h[self.item_type]
+        users, items = h[self.user_type], h[self.item_type]
+        return (torch.cat([users, torch.ones_like(users[:, :1])], 1),
+                torch.cat([items, self.item_bias.to(items.dtype)], 1))
 
     @staticmethod
     def decode(user_emb: Tensor, item_emb: Tensor) -> Tensor:
