@@ -1,0 +1,54 @@
+"""Ranking metrics against hand-computed cases."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kgrec.evaluate import evaluate_ranking
+from kgrec.interactions import UserItems
+
+
+def ui(pairs, n_users=2, n_items=5):
+    u = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    i = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+    return UserItems(u, i, n_users, n_items)
+
+
+SCORES = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5]])
+
+
+def test_hand_computed_metrics():
+    targets = ui([(0, 2), (1, 0), (1, 4)])
+    exclude = [ui([(0, 0)])]
+    m = evaluate_ranking(lambda users: SCORES[users], targets, exclude, ks=(1, 3))
+    # user 0: item 0 excluded, ranking 1, 2, 3, 4 → target 2 at rank 2
+    # user 1: ranking 4, 3, 2, 1, 0 → targets at ranks 1 and 5
+    assert m["recall@1"] == pytest.approx((0 + 0.5) / 2)
+    assert m["recall@3"] == pytest.approx((1 + 0.5) / 2)
+    ndcg_u0 = 1 / math.log2(3)
+    ndcg_u1 = 1.0 / (1 + 1 / math.log2(3))
+    assert m["ndcg@3"] == pytest.approx((ndcg_u0 + ndcg_u1) / 2)
+    assert m["ndcg@1"] == pytest.approx((0 + 1) / 2)
+    assert m["mrr"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["coverage@10"] == pytest.approx(4 / 5)  # top lists {1,2,3} and {4,3,2}
+    assert m["users"] == 2
+
+
+def test_perfect_ranking_has_ndcg_one():
+    targets = ui([(0, 0), (0, 1), (1, 4)])
+    m = evaluate_ranking(lambda users: SCORES[users], targets, [], ks=(2, 5))
+    assert m["ndcg@2"] == pytest.approx(1.0) and m["ndcg@5"] == pytest.approx(1.0)
+    assert m["recall@2"] == pytest.approx(1.0) and m["mrr"] == pytest.approx(1.0)
+
+
+def test_metrics_in_range_and_users_without_targets_ignored():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(50, 30, generator=g)
+    targets = UserItems(torch.arange(0, 40), torch.randint(0, 30, (40,), generator=g), 50, 30)
+    m = evaluate_ranking(lambda users: scores[users], targets, [], ks=(10, 20))
+    assert m["users"] == 40
+    for k, v in m.items():
+        if k != "users":
+            assert 0.0 <= v <= 1.0, k
