@@ -76,6 +76,50 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- features
+def cmd_features(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .features import product_texts
+    from .loaders import load_catalog
+    from .sentiment import sentiment_report
+    from .text import TextEncoder
+
+    catalog = load_catalog(args.source, format=args.format, mapping=args.mapping, scale=args.scale, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = TextEncoder(args.encoder, progress=not args.json)
+    texts = product_texts(catalog)
+    product_emb = encoder(texts)
+    np.save(out / "product_text_embeddings.npy", product_emb)
+    (out / "product_ids.json").write_text(json.dumps(catalog.products["product_id"].tolist()), encoding="utf-8")
+    reviews = catalog.interactions[catalog.interactions["text"].notna()]
+    result = {"products": len(texts), "encoder": encoder.identity, "embedding_dim": int(product_emb.shape[1]),
+              "reviews": len(reviews)}
+    if len(reviews) >= 20 and reviews["rating"].notna().sum() >= 20:
+        review_texts = reviews["text"].astype(str).tolist()
+        report = sentiment_report(review_texts, reviews["rating"].to_numpy(dtype="float64"), encoder(review_texts),
+                                  seed=args.seed)
+        (out / "sentiment_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        result["sentiment_report"] = report
+    else:
+        result["sentiment_report"] = None
+        result["sentiment_skipped"] = "fewer than 20 rated reviews with text"
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"encoded {len(texts)} product texts with {encoder.identity} → {out}/product_text_embeddings.npy")
+    rep = result["sentiment_report"]
+    if rep is None:
+        print(f"sentiment: skipped ({result['sentiment_skipped']})")
+        return 0
+    rows = [(name, f"{rep[name]['accuracy']:.3f}", f"{rep[name]['macro_f1']:.3f}") for name in ("trained", "lexicon", "majority")]
+    print(_table(rows, ("sentiment (held-out 20 %)", "accuracy", "macro-F1")))
+    print(f"Spearman(score, rating) = {rep['spearman_score_rating']:.3f}; n_train={rep['n_train']}, n_test={rep['n_test']}")
+    print(f"wrote {out / 'sentiment_report.json'}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- neo4j
 def cmd_neo4j(args: argparse.Namespace) -> int:
     from .neo4j import server
@@ -130,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-csv", metavar="DIR", help="write neo4j-admin import CSVs to DIR instead of importing")
     p.add_argument("--json", action="store_true", help="print the import summary as JSON")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("features", help="encode product texts and evaluate the review-sentiment model")
+    _add_source(p)
+    p.add_argument("--out", required=True, help="folder for embeddings and sentiment_report.json")
+    p.add_argument("--encoder", default="default", help="'default' (offline MiniLM), a HF model id or a local path")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("neo4j", help="build/start/stop/status of a local Neo4j server (needs Java 17+ and Maven)")
     p.add_argument("action", choices=["start", "stop", "status", "build"])

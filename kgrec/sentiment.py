@@ -96,3 +96,53 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int = 3) -> float:
             continue
         f1s.append(2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f1s)) if f1s else 0.0
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    import pandas as pd
+
+    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def lexicon_labels(texts: list[str]) -> np.ndarray:
+    """VADER compound score → label (≥ 0.05 positive, ≤ -0.05 negative, else neutral)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    sia = SentimentIntensityAnalyzer()
+    comp = np.array([sia.polarity_scores(t)["compound"] for t in texts])
+    return np.where(comp >= 0.05, 2, np.where(comp <= -0.05, 0, 1))
+
+
+def sentiment_report(texts: list[str], ratings: np.ndarray, emb: np.ndarray, seed: int = 0,
+                     test_share: float = 0.2, neg_max: float = 2.0, pos_min: float = 4.0) -> dict:
+    """Held-out evaluation of the sentiment model against the majority class and VADER.
+
+    ``texts [N]``, ``ratings [N]`` (NaN rows are ignored), ``emb [N, D]`` their embeddings.
+    """
+    labels = rating_labels(ratings, neg_max, pos_min)
+    keep = np.flatnonzero(labels >= 0)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(keep)
+    n_test = max(1, int(len(perm) * test_share))
+    test, train = perm[:n_test], perm[n_test:]
+    model = train_sentiment(emb[train], labels[train], seed=seed)
+    y = labels[test]
+    pred = model.proba(emb[test]).argmax(1)
+    majority = int(np.bincount(labels[train], minlength=3).argmax())
+    lex = lexicon_labels([texts[i] for i in test])
+
+    def scores(p: np.ndarray) -> dict:
+        return {"accuracy": float((p == y).mean()), "macro_f1": macro_f1(y, p)}
+
+    return {
+        "trained": {**scores(pred), "model": "linear head on the frozen text encoder, class-weighted"},
+        "lexicon": {**scores(lex), "model": "VADER (vaderSentiment), compound ±0.05"},
+        "majority": {**scores(np.full_like(y, majority)), "label": LABELS[majority]},
+        "spearman_score_rating": _spearman(model.score(emb[test]), ratings[test]),
+        "n_train": int(len(train)), "n_test": int(len(test)),
+        "label_counts_train": {LABELS[i]: int(c) for i, c in enumerate(np.bincount(labels[train], minlength=3))},
+        "thresholds": {"negative_max": neg_max, "positive_min": pos_min},
+    }
