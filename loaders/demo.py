@@ -142,11 +142,13 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
                 for q in rng.choice(pool, size=min(2, len(pool)), replace=False):
                     links.append({"src_id": f"P{p:06d}", "dst_id": f"P{q:06d}", "kind": kind})
 
-    # users with latent tastes; interactions in time order
+    # users with latent tastes; interactions in time order (vectorised per user and subcategory)
     popularity = rng.pareto(1.5, n_products) + 1.0
-    inter = []
+    log_pop = np.log(popularity) * 0.5
     names = ["Alex", "Sam", "Robin", "Kim", "Jo", "Charlie", "Maria", "Yuki", "Noor", "Lena", "Omar", "Ines"]
     users = []
+    cols: dict[str, list] = {"user_id": [], "product_id": [], "kind": [], "rating": [], "timestamp": [], "text": []}
+    nouns = [products[p]["title"].split(" ", 2)[-1].rsplit(" ", 1)[0].lower() for p in range(n_products)]
     for u in range(n_users):
         uid = f"U{u:06d}"
         users.append({"user_id": uid, "name": f"{names[u % len(names)]} {chr(65 + (u // len(names)) % 26)}."})
@@ -162,29 +164,31 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
         brand_pref = np.zeros(len(brands))
         brand_pref[rng.choice(len(brands), size=3, replace=False)] = 1.5
         length = int(np.clip(rng.lognormal(2.3, 0.6), 3, 120))
-        t = start + rng.integers(0, 200 * 86400)
-        seen: set[int] = set()
-        for _ in range(length):
-            s = rng.choice(n_sub, p=sub_w)
-            pool = by_sub[s]
-            logits = (np.log(popularity[pool]) * 0.5 + p_tags[pool] @ tag_pref + brand_pref[p_brand[pool]]
-                      + 0.5 * p_quality[pool])
+        subs = rng.choice(n_sub, size=length, p=sub_w)
+        picks = np.empty(length, dtype=np.int64)
+        for sub in np.unique(subs):
+            at = np.flatnonzero(subs == sub)
+            pool = by_sub[sub]
+            logits = log_pop[pool] + p_tags[pool] @ tag_pref + brand_pref[p_brand[pool]] + 0.5 * p_quality[pool]
             prob = np.exp(logits - logits.max())
-            p = int(pool[rng.choice(len(pool), p=prob / prob.sum())])
-            if p in seen:
-                continue
-            seen.add(p)
-            t += int(rng.exponential(5 * 86400))
-            match = float(p_tags[p] @ tag_pref) + brand_pref[p_brand[p]] * 0.5
-            rating = int(np.clip(np.round(3.6 + 0.9 * p_quality[p] + 0.4 * match + rng.normal(0, 0.7)), 1, 5))
-            r = rng.random()
-            kind = "purchase" if r < 0.45 else ("rating" if r < 0.65 else "review")
-            text = None
-            if kind == "review":
-                noun = products[p]["title"].split(" ", 2)[-1].rsplit(" ", 1)[0].lower()
-                text = REVIEWS[rating][rng.integers(3)].format(noun=noun)
-            inter.append({"user_id": uid, "product_id": f"P{p:06d}", "kind": kind,
-                          "rating": float(rating) if kind != "purchase" else np.nan, "timestamp": t, "text": text})
+            picks[at] = pool[rng.choice(len(pool), size=len(at), p=prob / prob.sum())]
+        _, first = np.unique(picks, return_index=True)
+        picks = picks[np.sort(first)]  # each product once, in order of first pick
+        n = len(picks)
+        times = start + rng.integers(0, 200 * 86400) + np.cumsum(rng.exponential(5 * 86400, n)).astype(np.int64)
+        match = p_tags[picks] @ tag_pref + brand_pref[p_brand[picks]] * 0.5
+        ratings = np.clip(np.round(3.6 + 0.9 * p_quality[picks] + 0.4 * match + rng.normal(0, 0.7, n)), 1, 5)
+        r = rng.random(n)
+        kinds = np.where(r < 0.45, "purchase", np.where(r < 0.65, "rating", "review"))
+        template = rng.integers(0, 3, n)
+        cols["user_id"].extend([uid] * n)
+        cols["product_id"].extend(f"P{p:06d}" for p in picks)
+        cols["kind"].extend(kinds.tolist())
+        cols["rating"].extend(np.where(kinds == "purchase", np.nan, ratings).tolist())
+        cols["timestamp"].extend(times.tolist())
+        cols["text"].extend(REVIEWS[int(rt)][tp].format(noun=nouns[p]) if k == "review" else None
+                            for p, rt, tp, k in zip(picks, ratings, template, kinds))
+    inter = pd.DataFrame(cols)
 
     categories = [{"category_id": top, "name": top, "parent_id": None} for top in TREE]
     categories += [{"category_id": f"{top} > {sub}", "name": sub, "parent_id": top} for top, sub in subcats]
@@ -200,7 +204,7 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
         "product_tags": pd.DataFrame(product_tags),
         "product_links": pd.DataFrame(links),
         "triples": pd.DataFrame(triples),
-        "interactions": pd.DataFrame(inter),
+        "interactions": inter,
     }
     report = LoadReport()
     report.rows_in["demo (synthetic)"] = len(inter)
