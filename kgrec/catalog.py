@@ -292,7 +292,7 @@ class Catalog:
 
         schema = load_schema()
         nodes = {spec.name: int(len(self.tables[spec.table])) for spec in schema.nodes.values()}
-        edges = {spec.name: int(len(self.edge_table(spec.name))) for spec in schema.edges.values()}
+        edges = {spec.name: int(len(self.edge_table(spec.name))) for spec in schema.stored_edges()}
         inter = self.interactions
         return {
             "nodes": nodes,

@@ -18,6 +18,27 @@ from .features import Features
 from .schema import Schema, load_schema
 
 
+COOCCURRENCE_NEIGHBOURS = 20
+
+
+def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, pd.Index]) -> None:
+    """Edges computed from the training interactions only: ``train_cooccurrence`` links each product
+    to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors)."""
+    if spec.derived != "train_cooccurrence":
+        raise ValueError(f"edge {spec.name}: unknown derivation {spec.derived!r}")
+    from .models.baselines import ItemKNN
+
+    users = torch.from_numpy(index["user"].get_indexer(train["user_id"]).astype(np.int64))
+    items = torch.from_numpy(index["product"].get_indexer(train["product_id"]).astype(np.int64))
+    if items.numel() == 0:
+        return
+    knn = ItemKNN(len(index["user"]), len(index["product"]), neighbours=COOCCURRENCE_NEIGHBOURS).fit(users, items)
+    nbr, item, _ = knn.top_neighbours(COOCCURRENCE_NEIGHBOURS)
+    edge_index = torch.stack([nbr, item])  # neighbour → product: a product hears from its neighbours
+    data[spec.triple].edge_index = edge_index
+    data[spec.reverse_triple].edge_index = edge_index.flip(0)
+
+
 @dataclass(frozen=True)
 class IdMaps:
     """Catalog ids (strings) of every node type, in graph index order."""
@@ -50,6 +71,9 @@ def build_graph(catalog: Catalog, features: Features, train_rows: np.ndarray,
     train = catalog.interactions.iloc[train_rows]
     for spec in schema.edges.values():
         if relations is not None and not spec.target and spec.name not in relations:
+            continue
+        if spec.derived is not None:
+            _add_derived(data, spec, train, index)
             continue
         df = train if spec.target else catalog.edge_table(spec.name)
         if len(df) == 0:

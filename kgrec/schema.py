@@ -44,6 +44,7 @@ class EdgeSpec:
     where_kind: str | None = None  # filter rows of a shared table by its ``kind`` column
     properties: tuple[str, ...] = ()
     target: bool = False  # the user→product edge that link prediction learns
+    derived: str | None = None  # computed from the training split (not a catalog table, not in Neo4j)
 
     @property
     def triple(self) -> tuple[str, str, str]:
@@ -54,6 +55,8 @@ class EdgeSpec:
         return (self.dst, self.reverse, self.src)
 
     def neo4j_types(self) -> tuple[str, ...]:
+        if self.derived is not None:
+            return ()
         if self.neo4j_type is not None:
             return (self.neo4j_type,)
         return tuple(t for _, t in self.neo4j_type_by_kind)
@@ -75,6 +78,10 @@ class Schema:
             if spec.label == label:
                 return spec
         raise SchemaError(f"label {label!r} is not declared in graph_schema/schema.json")
+
+    def stored_edges(self) -> list[EdgeSpec]:
+        """Edges that live in catalog tables and Neo4j (everything but derived ones)."""
+        return [e for e in self.edges.values() if e.derived is None]
 
     def relationship_types(self) -> set[str]:
         return {t for e in self.edges.values() for t in e.neo4j_types()}
@@ -119,10 +126,11 @@ def parse_schema(text: str) -> Schema:
             _check_ident(rel_type, "relationship type")
         if spec.get("neo4j_type") is not None:
             _check_ident(spec["neo4j_type"], "relationship type")
-        elif not by_kind:
+        elif not by_kind and not spec.get("derived"):
             raise SchemaError(f"edge {name!r} needs neo4j_type or neo4j_type_by_kind")
         unknown_keys = set(spec) - {"src", "dst", "reverse", "table", "src_col", "dst_col", "neo4j_type",
-                                    "neo4j_type_by_kind", "where_kind", "properties", "target", "description"}
+                                    "neo4j_type_by_kind", "where_kind", "properties", "target", "description",
+                                    "derived"}
         if unknown_keys:
             raise SchemaError(f"edge {name!r}: unknown keys {sorted(unknown_keys)}")
         edges[name] = EdgeSpec(
@@ -138,6 +146,7 @@ def parse_schema(text: str) -> Schema:
             where_kind=spec.get("where_kind"),
             properties=tuple(spec.get("properties", ())),
             target=bool(spec.get("target", False)),
+            derived=spec.get("derived"),
         )
     if sum(e.target for e in edges.values()) != 1:
         raise SchemaError("exactly one edge must be marked as the link-prediction target")

@@ -52,3 +52,15 @@ def test_metrics_in_range_and_users_without_targets_ignored():
     for k, v in m.items():
         if k != "users":
             assert 0.0 <= v <= 1.0, k
+
+
+def test_itemknn_dense_and_sparse_paths_agree():
+    from kgrec.models.baselines import ItemKNN
+
+    g = torch.Generator().manual_seed(0)
+    u, i = torch.randint(0, 300, (3000,), generator=g), torch.randint(0, 500, (3000,), generator=g)
+    dense = ItemKNN(300, 500).fit(u, i)
+    sparse = ItemKNN(300, 500, dense_max=10, neighbours=500).fit(u, i)
+    users = torch.arange(20)
+    assert torch.allclose(dense.score_users(users), sparse.score_users(users), atol=1e-5)
+    assert torch.allclose(dense.top_neighbours(5)[2], sparse.top_neighbours(5)[2], atol=1e-6)

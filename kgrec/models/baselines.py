@@ -42,25 +42,41 @@ class ItemKNN:
         norms = torch.bincount(x.indices()[1], minlength=self.n_items).float().sqrt().clamp(min=1)
         xt = x.t().coalesce()  # [I, U]
         if self.n_items <= self.dense_max:
-            sim = torch.sparse.mm(xt, x.to_dense())  # [I, I]
+            sim = torch.sparse.mm(xt, x).to_dense()  # [I, I]
             sim = sim / norms[:, None] / norms[None, :]
             sim.fill_diagonal_(0)
             self.sim = sim
         else:
-            xt_csr, xd = xt.to_sparse_csr(), x.to_dense()
+            xs = x  # [U, I] sparse COO
             rows, cols, vals = [], [], []
             for start in range(0, self.n_items, 2048):
                 stop = min(start + 2048, self.n_items)
-                block = (xt_csr[start:stop].to_dense() @ xd) / norms[start:stop, None] / norms[None, :]
+                sel = torch.arange(start, stop)
+                part = xt.index_select(0, sel).coalesce()  # [b, U] sparse
+                block = torch.sparse.mm(part, xs).to_dense() / norms[start:stop, None] / norms[None, :]
                 block[torch.arange(stop - start), torch.arange(start, stop)] = 0
                 v, c = block.topk(min(self.neighbours, self.n_items), dim=1)
                 rows.append(torch.arange(start, stop).repeat_interleave(v.shape[1]))
                 cols.append(c.flatten())
                 vals.append(v.flatten())
+            self._top = (torch.cat(cols), torch.cat(vals))  # per product, neighbours by descending similarity
             self.sim = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
                                                (self.n_items, self.n_items))
             self.sim_t = self.sim.t().coalesce().to_sparse_csr()  # [I, I], row j = items similar to j
         return self
+
+    def top_neighbours(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The ``k`` most similar products of every product with a positive similarity:
+        (neighbour ``[E]``, product ``[E]``, cosine ``[E]``)."""
+        if self.sim.layout == torch.strided:
+            vals, idx = self.sim.topk(min(k, self.n_items), dim=1)  # [I, k]
+        else:
+            cols, v = self._top
+            m = cols.numel() // self.n_items
+            idx, vals = cols.view(self.n_items, m)[:, :k], v.view(self.n_items, m)[:, :k]
+        keep = vals.flatten() > 0
+        items = torch.arange(self.n_items).repeat_interleave(vals.shape[1])
+        return idx.flatten()[keep], items[keep], vals.flatten()[keep]
 
     def score_users(self, users: Tensor) -> Tensor:
         hist = self.history.dense(users)  # [B, I]

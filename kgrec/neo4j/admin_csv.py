@@ -32,7 +32,7 @@ def write_admin_import(catalog: Catalog, out_dir: str | Path, database: str = "n
                 w.writerow([r["id"]] + ["" if r["props"].get(p) is None else r["props"][p] for p in spec.properties]
                            + [spec.label])
         args.append(f"--nodes={path.name}")
-    for edge in schema.edges.values():
+    for edge in schema.stored_edges():
         src, dst = schema.nodes[edge.src], schema.nodes[edge.dst]
         props = [p for p in edge.properties if not (edge.neo4j_type_by_kind and p == "kind")]
         for rel_type, rows in relationship_groups(catalog, edge):

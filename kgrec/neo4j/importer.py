@@ -59,7 +59,7 @@ def expected_counts(catalog: Catalog, schema: Schema | None = None) -> dict[str,
     schema = schema or load_schema()
     labels = {spec.label: len(catalog.tables[spec.table]) for spec in schema.nodes.values()}
     rels: dict[str, int] = {t: 0 for t in sorted(schema.relationship_types())}
-    for edge in schema.edges.values():
+    for edge in schema.stored_edges():
         for rel_type, rows in relationship_groups(catalog, edge):
             rels[rel_type] = rels.get(rel_type, 0) + len(rows)
     return {"labels": labels, "relationships": rels}
@@ -127,7 +127,7 @@ def import_catalog(catalog: Catalog, driver, database: str = "neo4j", batch_size
     create_constraints(driver, database, schema)
     summary = ImportSummary(skipped=dict(catalog.report.skipped))
     node_batches = {n: node_rows(catalog, n, schema) for n in schema.nodes}
-    rel_batches = [(edge, rel_type, rows) for edge in schema.edges.values()
+    rel_batches = [(edge, rel_type, rows) for edge in schema.stored_edges()
                    for rel_type, rows in relationship_groups(catalog, edge)]
     total = sum(map(len, node_batches.values())) + sum(len(r) for _, _, r in rel_batches)
     bar = None

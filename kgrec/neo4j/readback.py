@@ -36,7 +36,7 @@ def read_catalog(config: Neo4jConfig, schema: Schema | None = None) -> Catalog:
                         props = dict(rec["props"])
                         row = {spec.key: rec["id"], **{p: props.get(p) for p in spec.properties}}
                         tables[spec.table].append(row)
-            for edge in schema.edges.values():
+            for edge in schema.stored_edges():
                 src, dst = schema.nodes[edge.src], schema.nodes[edge.dst]
                 types = dict(edge.neo4j_type_by_kind) if edge.neo4j_type_by_kind else {None: edge.neo4j_type}
                 for kind, rel_type in types.items():
