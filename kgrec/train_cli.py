@@ -112,6 +112,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import Explainer, run_cypher, to_json
+
+    ex = Explainer.load(args.run_dir)
+    result = ex.explain(args.user, args.product, top=args.top)
+    if args.neo4j is not None:
+        from .neo4j.connection import driver, resolve_config
+
+        config = resolve_config(args.neo4j or None)
+        drv = driver(config)
+        try:
+            for path in result["paths"]:
+                if path.get("cypher"):
+                    found = run_cypher(drv, path["cypher"], path["parameters"], config.database)
+                    path["neo4j_match"] = bool(found) and found[0] == [n["id"] for n in path["nodes"]]
+        finally:
+            drv.close()
+    if args.json:
+        print(to_json(result))
+        return 0
+    print(f"why {args.product} for {args.user} ({result['model']}, score {result['score']:.3f}); "
+          f"{result['paths_found']} paths found, {result['paths_tested']} tested:")
+    for k, path in enumerate(result["paths"], 1):
+        print(f"\n{k}. {path['sentence']}\n   importance (score drop without this path): {path['importance']:+.4f}")
+        if path.get("cypher"):
+            print("   cypher: " + " ".join(path["cypher"].split("\n")[2:]).strip())
+            print(f"   parameters: {json.dumps(path['parameters'], ensure_ascii=False)}")
+        else:
+            print(f"   ({path['cypher_note']})")
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model and the baselines; same flags as 'python train.py'")
     add_train_arguments(p)
@@ -129,3 +161,12 @@ def add_commands(sub) -> None:
     p.add_argument("--include-seen", action="store_true", help="do not exclude products the user already has")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("explain", help="knowledge-graph paths from a user to a product, ranked by the model, with Cypher")
+    p.add_argument("run_dir")
+    p.add_argument("--user", required=True, help="the user's catalog id")
+    p.add_argument("--product", required=True, help="the product's catalog id")
+    p.add_argument("--top", type=int, default=5, help="how many paths (default 5)")
+    p.add_argument("--neo4j", nargs="?", const="", metavar="URI", help="also run each path's Cypher in Neo4j")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_explain)

@@ -37,7 +37,8 @@ class ItemKNN:
     def fit(self, users: Tensor, items: Tensor) -> "ItemKNN":
         self.history = UserItems(users, items, self.n_users, self.n_items)
         idx = torch.stack([users, items])
-        x = torch.sparse_coo_tensor(idx, torch.ones(users.numel()), (self.n_users, self.n_items)).coalesce()
+        x = torch.sparse_coo_tensor(idx, torch.ones(users.numel()), (self.n_users, self.n_items),
+                                    check_invariants=False).coalesce()
         x = torch.sparse_coo_tensor(x.indices(), torch.ones(x.indices().shape[1]), x.shape).coalesce()
         norms = torch.bincount(x.indices()[1], minlength=self.n_items).float().sqrt().clamp(min=1)
         xt = x.t().coalesce()  # [I, U]

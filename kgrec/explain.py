@@ -1,0 +1,198 @@
+"""Explanations: knowledge-graph paths (≤ 3 hops) from a user to a recommended product, ranked by how
+much the model's score drops when the path's edges are removed from the message-passing graph.
+
+Each path comes with a sentence a shopper understands and a parameterised Cypher query that returns
+exactly that path in Neo4j (paths through derived edges, which are not stored in Neo4j, have none).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .recommend import Recommender
+from .schema import Schema, cypher, load_schema
+
+Step = tuple[str, str, str, int, int]
+RELATION_WORDS = {
+    "co_interacted": "is often chosen by the same shoppers as", "co_interacted_by": "is often chosen by the same shoppers as",
+    "also_bought": "is often bought together with", "also_bought_by": "is often bought together with",
+    "also_viewed": "is often viewed together with", "also_viewed_by": "is often viewed together with",
+    "in_category": "is in the category", "category_of": "contains", "subcategory_of": "is part of",
+    "parent_of": "includes", "made_by": "is made by", "makes": "makes", "has_tag": "is tagged",
+    "tag_of": "tags", "related": "is related to", "related_to": "relates to", "interacted_by": "was chosen by",
+    "interacts": "chose",
+}  # (src type, relation, dst type, src index, dst index)
+
+
+@dataclass
+class Explainer:
+    """Rebuilds the trained GNN and its graph from a run folder."""
+
+    rec: Recommender
+    model: torch.nn.Module
+    x: dict[str, torch.Tensor]
+    edges: dict[tuple[str, str, str], torch.Tensor]
+    schema: Schema
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Explainer":
+        from .models import GNN_MODELS, MODELS
+
+        rec = Recommender.load(run_dir)
+        if rec.model_name not in GNN_MODELS:
+            raise ValueError(f"explanations need a GNN run (rgcn or hgt); this run's model is {rec.model_name}")
+        graph = torch.load(Path(run_dir) / "graph.pt", map_location="cpu", weights_only=True)
+        x = graph["x"]
+        edges = {tuple(k.split("|")): v for k, v in graph["edge_index"].items()}
+        from torch_geometric.data import HeteroData
+
+        data = HeteroData()
+        for t, v in x.items():
+            data[t].x = v
+            data[t].num_nodes = len(rec.ckpt["id_maps"][t])
+        for et, ei in edges.items():
+            data[et].edge_index = ei
+        cfg = rec.config
+        model = MODELS[rec.model_name](data, hidden=cfg["hidden"], layers=cfg["layers"], dropout=cfg["dropout"],
+                                       id_embeddings=cfg["id_embeddings"], linear=cfg.get("linear", False))
+        model.load_state_dict(rec.ckpt["state_dict"])
+        model.eval()
+        return cls(rec, model, x, edges, load_schema())
+
+    # ------------------------------------------------------------------ scoring with edges removed
+    @torch.no_grad()
+    def score(self, u: int, p: int, removed: list[Step] = ()) -> float:
+        edges = self.edges
+        if removed:
+            edges = dict(edges)
+            drop: dict[tuple, list[tuple[int, int]]] = {}
+            for st, rel, dt, a, b in removed:
+                spec = self.schema.edge_by_relation(rel)
+                rev = spec.reverse if rel == spec.name else spec.name
+                drop.setdefault((st, rel, dt), []).append((a, b))
+                drop.setdefault((dt, rev, st), []).append((b, a))
+            for et, pairs in drop.items():
+                ei = edges[et]
+                kill = torch.zeros(ei.shape[1], dtype=torch.bool)
+                for a, b in pairs:
+                    kill |= (ei[0] == a) & (ei[1] == b)
+                edges[et] = ei[:, ~kill]
+        U, I = self.model.embed(self.x, edges)
+        return float(U[u] @ I[p])
+
+    # ------------------------------------------------------------------ path search
+    def paths(self, u: int, p: int, max_paths: int = 200) -> list[list[Step]]:
+        """All paths user → … → product of 2 or 3 hops over the message-passing graph."""
+        out_adj: dict[str, dict[int, list[tuple[str, str, int]]]] = {}
+        for (st, rel, dt), ei in self.edges.items():
+            for a, b in zip(ei[0].tolist(), ei[1].tolist()):
+                out_adj.setdefault(st, {}).setdefault(a, []).append((rel, dt, b))
+        into_p: dict[tuple[str, int], list[str]] = {}
+        for (st, rel, dt), ei in self.edges.items():
+            if dt != "product":
+                continue
+            for a in ei[0][ei[1] == p].tolist():
+                into_p.setdefault((st, a), []).append(rel)
+        found: list[list[Step]] = []
+        first = out_adj.get("user", {}).get(u, [])
+        for rel1, t1, x in first:
+            if (t1, x) == ("product", p):
+                continue
+            for rel2 in into_p.get((t1, x), []):
+                found.append([("user", rel1, t1, u, x), (t1, rel2, "product", x, p)])
+            for rel2, t2, y in out_adj.get(t1, {}).get(x, []):
+                if (t2, y) in (("user", u), ("product", p)) or (t2 == t1 and y == x):
+                    continue
+                for rel3 in into_p.get((t2, y), []):
+                    found.append([("user", rel1, t1, u, x), (t1, rel2, t2, x, y), (t2, rel3, "product", y, p)])
+            if len(found) >= max_paths * 20:
+                break
+        return found
+
+    def explain(self, user_id: str, product_id: str, top: int = 5, candidates: int = 40) -> dict:
+        """The ``top`` paths by model importance (score drop when the path's edges are removed)."""
+        u = int(self.rec.user_index([user_id])[0])
+        p = int(self.rec.product_index([product_id])[0])
+        base = self.score(u, p)
+        paths = self.paths(u, p)
+        # a cheap prior keeps the exact (expensive) test to a bounded, diverse candidate set
+        paths.sort(key=lambda path: (len(path), [s[1] for s in path]))
+        by_pattern: dict[tuple, list] = {}
+        for path in paths:
+            by_pattern.setdefault(tuple(s[1] for s in path), []).append(path)
+        chosen: list[list[Step]] = []
+        while len(chosen) < min(candidates, len(paths)):
+            for group in by_pattern.values():
+                if group and len(chosen) < candidates:
+                    chosen.append(group.pop(0))
+        ranked = sorted(((base - self.score(u, p, path), path) for path in chosen), key=lambda t: -t[0])
+        return {"user_id": user_id, "product_id": product_id, "model": self.rec.model_name, "score": base,
+                "paths_found": len(paths), "paths_tested": len(chosen),
+                "paths": [self.describe(path, imp) for imp, path in ranked[:top]]}
+
+    # ------------------------------------------------------------------ words and Cypher
+    def _id(self, t: str, i: int) -> str:
+        return self.rec.ckpt["id_maps"][t][i]
+
+    def _name(self, t: str, i: int) -> str:
+        if t == "product":
+            title = self.rec.ckpt["titles"][i]
+            return f"“{title[:60]}”" if title else self._id(t, i)
+        return self._id(t, i)
+
+    def describe(self, path: list[Step], importance: float) -> dict:
+        nodes = [(path[0][0], path[0][3])] + [(s[2], s[4]) for s in path]
+        rels = [s[1] for s in path]
+        return {"importance": importance, "relations": rels,
+                "nodes": [{"type": t, "id": self._id(t, i)} for t, i in nodes],
+                "sentence": self.sentence(rels, nodes), **self.cypher(path)}
+
+    def sentence(self, rels: list[str], nodes: list[tuple[str, int]]) -> str:
+        n = [self._name(t, i) for t, i in nodes]
+        shared = {("in_category", "category_of"): "is in the category {b}, like {p}",
+                  ("made_by", "makes"): "is made by {b}, who also makes {p}",
+                  ("has_tag", "tag_of"): "is tagged “{b}”, and so is {p}",
+                  ("related", "related_to"): "shares {b} with {p}",
+                  ("interacted_by", "interacts"): "was also chosen by another shopper, who chose {p} too"}
+        if len(rels) == 3 and (rels[1], rels[2]) in shared:
+            return f"You chose {n[1]}, which " + shared[rels[1], rels[2]].format(b=n[2], p=n[3]) + "."
+        hops = [f"{RELATION_WORDS.get(r, 'is linked (' + r + ') to')} {name}" for r, name in zip(rels[1:], n[2:])]
+        return f"You chose {n[1]}, which " + ", which ".join(hops) + "."
+
+    def cypher(self, path: list[Step]) -> dict:
+        parts, params = [], {}
+        for k, (t, i) in enumerate([(path[0][0], path[0][3])] + [(s[2], s[4]) for s in path]):
+            spec = self.schema.nodes[t]
+            params[f"n{k}"] = self._id(t, i)
+            parts.append(f"(:{spec.label} {{{spec.key}: $n{k}}})")
+        pattern = parts[0]
+        for k, (st, rel, dt, _, _) in enumerate(path):
+            spec = self.schema.edge_by_relation(rel)
+            if spec.derived is not None:
+                return {"cypher": None, "cypher_note": f"'{rel}' is derived from the training split; not in Neo4j"}
+            types = "|".join(spec.neo4j_types())
+            forward = rel == spec.name
+            pattern += f"-[:{types}]->" if forward else f"<-[:{types}]-"
+            pattern += parts[k + 1]
+        return {"cypher": cypher("explain_path").format(pattern=pattern), "parameters": params}
+
+
+def run_cypher(driver, query: str, parameters: dict, database: str = "neo4j") -> list[list[str]]:
+    """Run an explanation query; returns the node ids along the path found (empty when none)."""
+    schema = load_schema()
+    records, _, _ = driver.execute_query(query, parameters, database_=database)
+    out = []
+    for rec in records:
+        ids = []
+        for node in rec["p"].nodes:
+            spec = schema.node_by_label(next(iter(node.labels)))
+            ids.append(node[spec.key])
+        out.append(ids)
+    return out
+
+
+def to_json(obj: dict) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)
