@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (CatalogError, Neo4jServerError, ValueError, FileNotFoundError) as exc:
+    except (CatalogError, Neo4jServerError, ValueError, FileNotFoundError, KeyError) as exc:
+        if isinstance(exc, KeyError):
+            exc = exc.args[0] if exc.args else exc
         print(f"kgrec {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -144,6 +144,53 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .recommend import Recommender
+    from .search import Searcher, evaluate_search, load_run_catalog
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError("--alpha must be between 0 and 1")
+    rec = Recommender.load(args.run_dir)
+    searcher = Searcher(rec, load_run_catalog(rec))
+    if args.evaluate:
+        result = evaluate_search(searcher)
+        print(json.dumps(result, indent=2) if args.json else
+              "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()))
+        return 0
+    if not args.query:
+        raise ValueError("give a query text (or --evaluate)")
+    rows = searcher.search(args.query, args.user, k=args.k, alpha=args.alpha)
+    if args.json:
+        print(json.dumps({"query": args.query, "user_id": args.user, "alpha": args.alpha, "results": rows}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    who = f"user {args.user}" if args.user else "no user (text only)"
+    print(f"search “{args.query}” for {who}, alpha={args.alpha}:")
+    for r in rows:
+        print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:80]}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .recommend import Recommender
+    from .search import load_run_catalog, user_profile
+
+    rec = Recommender.load(args.run_dir)
+    prof = user_profile(load_run_catalog(rec), args.user, top=args.top)
+    if args.json:
+        print(json.dumps(prof, indent=2, ensure_ascii=False))
+        return 0
+    print(f"user {prof['user_id']}: {prof['interactions']} interactions {prof['by_kind']}")
+    for kind, rows in prof["interests"].items():
+        print(f"  top {kind}: " + (", ".join(f"{r['name']} ({r['weight']:.0%})" for r in rows) or "none"))
+    rt = prof["rating_tendency"]
+    print(f"  ratings: {rt['count']}, mean {rt['mean']:.2f}" if rt["count"] else "  ratings: none")
+    act = prof["activity"]
+    print(f"  active {act['first']} … {act['last']}, busiest on {act['busiest_weekday']}" if act["first"] else
+          "  activity: no timestamps")
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model and the baselines; same flags as 'python train.py'")
     add_train_arguments(p)
@@ -170,3 +217,20 @@ def add_commands(sub) -> None:
     p.add_argument("--neo4j", nargs="?", const="", metavar="URI", help="also run each path's Cypher in Neo4j")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("search", help="semantic product search blended with the user's graph preferences")
+    p.add_argument("run_dir")
+    p.add_argument("query", nargs="?", help="search text")
+    p.add_argument("--user", help="personalise for this user (default: text only)")
+    p.add_argument("-k", type=int, default=10, help="how many products (default 10)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the text match, 0..1 (default 0.5)")
+    p.add_argument("--evaluate", action="store_true", help="evaluate on queries made from held-out products")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("profile", help="a user's interests, rating tendency and activity")
+    p.add_argument("run_dir")
+    p.add_argument("--user", required=True, help="the user's catalog id")
+    p.add_argument("--top", type=int, default=5, help="how many interests per kind (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_profile)
