@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import resource
-import time
 from pathlib import Path
 
 import torch
@@ -40,7 +39,6 @@ def measure(prep, name: str, device: torch.device, epochs: int, cfg: TrainConfig
         torch.cuda.synchronize()
     times = []
     for _ in range(epochs):
-        t0 = time.perf_counter()
         info = train_embedding_model(model, inputs, prep.train_users, prep.train_items, prep.val_index,
                                      [prep.train_index], prep.train_index.n_items, prep.item_category, opt, 0, device)
         if device.type == "cuda":

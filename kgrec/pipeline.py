@@ -17,7 +17,6 @@ from .features import compute_features
 from .graph import build_graph
 from .interactions import UserItems
 from .models import BASELINES, GNN_MODELS, MODELS, TRAINED_MODELS
-from .schema import load_schema
 from .split import split_interactions
 from .text import TextEncoder
 from .training import OptimConfig, embeddings, resolve_device, seed_everything, train_embedding_model

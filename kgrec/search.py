@@ -43,7 +43,6 @@ class Searcher:
         self.rec = rec
         self.catalog = catalog
         self.encoder = encoder or TextEncoder(rec.config.get("encoder", "default"))
-        prod = catalog.products.set_index("product_id")
         order = pd.Index(catalog.products["product_id"]).get_indexer(rec.product_ids)
         texts = product_texts(catalog)
         self.emb = torch.from_numpy(self.encoder([texts[i] for i in order]))  # [I, D], run product order

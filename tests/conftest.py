@@ -86,3 +86,16 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
     """Run ``kgrec ARGS`` in a fresh interpreter."""
     return subprocess.run([sys.executable, "-m", "kgrec.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, small_demo):
+    """A small R-GCN run on the small demo catalog (shared by the explain/search/profile tests)."""
+    from kgrec.pipeline import TrainConfig, run_training
+    from kgrec.training import OptimConfig
+
+    out = tmp_path_factory.mktemp("demo-run")
+    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(out),
+                      baselines=(), optim=OptimConfig(epochs=5, batch_size=512, negatives=16, patience=5))
+    run_training(cfg, small_demo)
+    return out

@@ -1,23 +1,11 @@
 """Explanations: paths ranked by the model, readable, and their Cypher returns the same paths in Neo4j."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
 from conftest import run_cli
-from kgrec.pipeline import TrainConfig, run_training
-from kgrec.training import OptimConfig
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, small_demo):
-    out = tmp_path_factory.mktemp("explain-run")
-    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(out),
-                      baselines=(), optim=OptimConfig(epochs=5, batch_size=512, negatives=16, patience=5))
-    run_training(cfg, small_demo)
-    return out
 
 
 def _pairs(run, n):
@@ -40,8 +28,8 @@ def test_explain_ranks_paths_by_model(demo_run):
         assert path["nodes"][0] == {"type": "user", "id": user}
         assert path["nodes"][-1] == {"type": "product", "id": product}
         assert path["sentence"].startswith("You chose ")
-        # importance is the model's own score drop, recomputed here
-        u, p = int(ex.rec.user_index([user])[0]), int(ex.rec.product_index([product])[0])
+    # the importance is the model's own score drop: recompute it for the top path
+    u, p = int(ex.rec.user_index([user])[0]), int(ex.rec.product_index([product])[0])
     top = result["paths"][0]
     steps = [(a["type"], rel, b["type"], int(_index(ex, a)), int(_index(ex, b)))
              for a, rel, b in zip(top["nodes"], top["relations"], top["nodes"][1:])]

@@ -1,40 +1,27 @@
 """Personalised search and user profiles on a trained demo run."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import pytest
 
 from conftest import run_cli
-from kgrec.pipeline import TrainConfig, run_training
-from kgrec.training import OptimConfig
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, small_demo):
-    out = tmp_path_factory.mktemp("search-run")
-    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(out),
-                      baselines=(), optim=OptimConfig(epochs=3, batch_size=512, negatives=16, patience=3))
-    run_training(cfg, small_demo)
-    return out
-
-
-def test_text_search_finds_the_right_category(run, small_demo):
+def test_text_search_finds_the_right_category(demo_run, small_demo):
     from kgrec import Recommender
     from kgrec.search import Searcher
 
-    searcher = Searcher(Recommender.load(run), small_demo)
+    searcher = Searcher(Recommender.load(demo_run), small_demo)
     hits = searcher.search("mirrorless camera and camera lens", k=5, alpha=1.0)
     cat = small_demo.product_categories.set_index("product_id")["category_id"]
     assert sum(cat[h["product_id"]] == "Electronics > Cameras" for h in hits) >= 4
 
 
-def test_personalised_search_blends_user_preferences(run, small_demo):
+def test_personalised_search_blends_user_preferences(demo_run, small_demo):
     from kgrec import Recommender
     from kgrec.search import Searcher, evaluate_search
 
-    rec = Recommender.load(run)
+    rec = Recommender.load(demo_run)
     searcher = Searcher(rec, small_demo)
     user = rec.user_ids[0]
     text_only = [h["product_id"] for h in searcher.search("gift", k=10, alpha=1.0)]
@@ -46,21 +33,21 @@ def test_personalised_search_blends_user_preferences(run, small_demo):
         assert 0.0 <= result[key] <= 1.0
 
 
-def test_search_and_profile_cli(run):
+def test_search_and_profile_cli(demo_run):
     from kgrec import Recommender
 
-    user = Recommender.load(run).user_ids[2]
-    out = run_cli("search", str(run), "yoga mat", "--user", user, "--json")
+    user = Recommender.load(demo_run).user_ids[2]
+    out = run_cli("search", str(demo_run), "yoga mat", "--user", user, "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["alpha"] == 0.5 and len(data["results"]) == 10
-    bad = run_cli("search", str(run), "x", "--alpha", "2")
+    bad = run_cli("search", str(demo_run), "x", "--alpha", "2")
     assert bad.returncode == 2 and "--alpha must be between 0 and 1" in bad.stderr
-    prof = run_cli("profile", str(run), "--user", user, "--json")
+    prof = run_cli("profile", str(demo_run), "--user", user, "--json")
     assert prof.returncode == 0, prof.stderr
     p = json.loads(prof.stdout)
     assert p["user_id"] == user and p["interactions"] > 0
     weights = [r["weight"] for r in p["interests"]["categories"]]
     assert weights == sorted(weights, reverse=True) and sum(weights) <= 1.0 + 1e-9
-    unknown = run_cli("profile", str(run), "--user", "nobody")
+    unknown = run_cli("profile", str(demo_run), "--user", "nobody")
     assert unknown.returncode == 2 and "unknown user id" in unknown.stderr
