@@ -60,10 +60,10 @@ def main() -> None:
                 print(f"{ds} seed {seed} {name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
         results[ds] = {k: _summary(v) for k, v in rows.items()}
         _print(ds, results[ds], len(seeds))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seeds": seeds, "results": results}, indent=2), encoding="utf-8")
-    print(f"wrote {out}")
+        out = Path(args.out)  # written after every dataset, so a long run keeps what it finished
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"seeds": seeds, "results": results}, indent=2), encoding="utf-8")
+        print(f"wrote {out}")
 
 
 def _summary(runs: list[dict]) -> dict:
