@@ -100,7 +100,7 @@ class TextEncoder:
         if self.progress and len(texts) > self.batch_size * 4:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc="encoding texts", unit="batch")
+            batches = tqdm(batches, desc="encoding texts", unit="batch", disable=None)
         amp = self.device.startswith("cuda")
         with torch.inference_mode():
             for start in batches:

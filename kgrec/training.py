@@ -94,7 +94,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False)
+        bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
     epoch = 0
     for epoch in epochs:
         model.train()

@@ -1,7 +1,7 @@
 """Knowledge-graph encoders: R-GCN (basis decomposition) and HGT, plus the dot-product recommender.
 
 Both encoders map every node type to a ``hidden``-dim vector from (a) a per-type linear projection of
-its features and (b) a learnable id embedding (``id_embeddings=False`` for inductive use), then run
+its features and (b) a learnable id embedding (``id_embeddings="no-user"`` or ``"none"`` for inductive use), then run
 ``num_layers`` of message passing over all edge types. The layer outputs are averaged (as LightGCN
 does), so shallow and deep signals both reach the decoder. Scores are dot products, so top-K over all
 products is one matrix product.

@@ -134,7 +134,7 @@ def import_catalog(catalog: Catalog, driver, database: str = "neo4j", batch_size
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="importing into Neo4j", unit="row")
+        bar = tqdm(total=total, desc="importing into Neo4j", unit="row", disable=None)
     with driver.session(database=database) as session:
         for node, rows in node_batches.items():
             spec = schema.nodes[node]
