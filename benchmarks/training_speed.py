@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from kgrec.loaders import load_catalog
-from kgrec.pipeline import TrainConfig, _build, prepare
+from kgrec.pipeline import TrainConfig, build_model, prepare
 from kgrec.training import OptimConfig, train_embedding_model
 
 
 def measure(prep, name: str, device: torch.device, epochs: int, cfg: TrainConfig) -> dict:
-    model = _build(name, prep, cfg, device).to(device)
+    model = build_model(name, prep, cfg).to(device)
     if name == "lightgcn":
         model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         inputs: tuple = ()

@@ -126,7 +126,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
                     UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment)
 
 
-def _build(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device):
+def build_model(name: str, prep: Prepared, cfg: TrainConfig):
+    """A fresh registry model for the prepared graph, configured from ``cfg``."""
     return MODELS[name](prep.data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout,
                         id_embeddings=cfg.id_embeddings, linear=cfg.linear)
 
@@ -134,7 +135,7 @@ def _build(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device):
 def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None) -> tuple[object, dict, tuple]:
     """Train one registry model. Returns (model, info, embed_inputs)."""
     seed_everything(cfg.seed)
-    model = _build(name, prep, cfg, device)
+    model = build_model(name, prep, cfg)
     t0 = time.perf_counter()
     info: dict = {}
     embed_inputs: tuple = ()
