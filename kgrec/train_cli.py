@@ -30,7 +30,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="default", help="text encoder: 'default' (offline MiniLM), HF id or path")
     p.add_argument("--no-text", action="store_true", help="ablation: no text embeddings")
     p.add_argument("--no-sentiment", action="store_true", help="ablation: no review sentiment")
-    p.add_argument("--relations", help="ablation: comma-separated KG relations to keep (default all)")
+    p.add_argument("--relations", help="ablation: comma-separated KG relations to keep, or 'none' (default all)")
     p.add_argument("--id-embeddings", choices=["all", "no-user", "none"], default="all",
                    help="learnable id embeddings for all node types, all but users, or none (inductive)")
     p.add_argument("--hidden", type=int, default=64)
@@ -45,6 +45,15 @@ def config_from_args(args: argparse.Namespace):
     from .pipeline import TrainConfig
     from .training import OptimConfig
 
+    relations = None
+    if args.relations:
+        from .schema import load_schema
+
+        names = {e.name for e in load_schema().edges.values() if not e.target}
+        relations = () if args.relations == "none" else tuple(r.strip() for r in args.relations.split(",") if r.strip())
+        unknown = sorted(set(relations) - names)
+        if unknown:
+            raise ValueError(f"unknown relations {unknown}; choose from {', '.join(sorted(names))}, or 'none'")
     baselines = tuple(b for b in args.baselines.split(",") if b)
     unknown = [b for b in baselines if b not in MODEL_NAMES]
     if unknown:
@@ -53,7 +62,7 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, format=args.format, mapping=args.mapping, scale=args.scale, neo4j=args.neo4j,
         model=args.model, baselines=baselines, split=args.split, seed=args.seed, device=args.device, out=args.out,
         encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
-        relations=tuple(args.relations.split(",")) if args.relations else None,
+        relations=relations,
         id_embeddings=args.id_embeddings, hidden=args.hidden, layers=args.layers,
         optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss), quiet=args.quiet)
 

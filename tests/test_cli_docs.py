@@ -75,3 +75,9 @@ def test_registry_names_match_cli_choices():
     from kgrec.train_cli import DEFAULT_BASELINES, MODEL_NAMES
 
     assert tuple(MODELS) == MODEL_NAMES and BASELINES == DEFAULT_BASELINES
+
+
+def test_unknown_relation_is_a_clear_error():
+    out = run_cli("train", "--relations", "in_category,bogus", "--quiet")
+    assert out.returncode == 2
+    assert "unknown relations ['bogus']" in out.stderr and "Traceback" not in out.stderr
