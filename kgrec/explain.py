@@ -36,6 +36,7 @@ class Explainer:
     x: dict[str, torch.Tensor]
     edges: dict[tuple[str, str, str], torch.Tensor]
     schema: Schema
+    _out_adj: dict | None = None  # built once from ``edges``, reused by every path search
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Explainer":
@@ -86,10 +87,7 @@ class Explainer:
     # ------------------------------------------------------------------ path search
     def paths(self, u: int, p: int, max_paths: int = 200) -> list[list[Step]]:
         """All paths user → … → product of 2 or 3 hops over the message-passing graph."""
-        out_adj: dict[str, dict[int, list[tuple[str, str, int]]]] = {}
-        for (st, rel, dt), ei in self.edges.items():
-            for a, b in zip(ei[0].tolist(), ei[1].tolist()):
-                out_adj.setdefault(st, {}).setdefault(a, []).append((rel, dt, b))
+        out_adj = self._adjacency()
         into_p: dict[tuple[str, int], list[str]] = {}
         for (st, rel, dt), ei in self.edges.items():
             if dt != "product":
@@ -111,6 +109,16 @@ class Explainer:
             if len(found) >= max_paths * 20:
                 break
         return found
+
+    def _adjacency(self) -> dict[str, dict[int, list[tuple[str, str, int]]]]:
+        """``{src type: {src index: [(relation, dst type, dst index), ...]}}`` of the full graph."""
+        if self._out_adj is None:
+            adj: dict[str, dict[int, list[tuple[str, str, int]]]] = {}
+            for (st, rel, dt), ei in self.edges.items():
+                for a, b in zip(ei[0].tolist(), ei[1].tolist()):
+                    adj.setdefault(st, {}).setdefault(a, []).append((rel, dt, b))
+            self._out_adj = adj
+        return self._out_adj
 
     def explain(self, user_id: str, product_id: str, top: int = 5, candidates: int = 40) -> dict:
         """The ``top`` paths by model importance (score drop when the path's edges are removed)."""
