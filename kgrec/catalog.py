@@ -315,6 +315,35 @@ class Catalog:
         df = df[df[spec.src_col].notna() & df[spec.dst_col].notna()]
         return df
 
+    def without_products(self, product_ids: Iterable[str]) -> "Catalog":
+        """A copy with these products and every row that mentions them removed (cold-start hold-out)."""
+        drop = set(product_ids)
+        t = dict(self.tables)
+        t["products"] = t["products"][~t["products"]["product_id"].isin(drop)]
+        for name in ("product_categories", "product_tags", "interactions"):
+            t[name] = t[name][~t[name]["product_id"].isin(drop)]
+        t["product_links"] = t["product_links"][~(t["product_links"]["src_id"].isin(drop)
+                                                  | t["product_links"]["dst_id"].isin(drop))]
+        t["triples"] = t["triples"][~(t["triples"]["head_id"].isin(drop) | t["triples"]["tail_id"].isin(drop))]
+        t = {k: v.reset_index(drop=True) for k, v in t.items()}
+        return Catalog(t, self.report, self.source, self.synthetic)
+
+    def time_prefix(self, share: float) -> "Catalog":
+        """The shop as it was when ``share`` of its timestamped interactions had happened: later
+        interactions are removed, and so are users and products that had none yet."""
+        inter = self.interactions
+        ts = inter["timestamp"].astype("float64")
+        if ts.isna().all():
+            raise ValueError("time_prefix needs interaction timestamps")
+        cut = ts.quantile(share)
+        early = inter[ts <= cut]
+        late_only = set(self.products["product_id"]) - set(early["product_id"])
+        out = self.without_products(late_only)
+        t = dict(out.tables)
+        t["interactions"] = early.reset_index(drop=True)
+        t["users"] = t["users"][t["users"]["user_id"].isin(set(early["user_id"]))].reset_index(drop=True)
+        return Catalog(t, self.report, self.source, self.synthetic)
+
     # ------------------------------------------------------------------ export
     def write_generic(self, out_dir: str | Path) -> Path:
         """Write every canonical table as ``<table>.csv`` (the generic export format) plus a manifest."""

@@ -98,7 +98,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     if len(reviews) >= 20 and reviews["rating"].notna().sum() >= 20:
         review_texts = reviews["text"].astype(str).tolist()
         report = sentiment_report(review_texts, reviews["rating"].to_numpy(dtype="float64"), encoder(review_texts),
-                                  seed=args.seed)
+                                  seed=args.seed, method=args.sentiment, base=args.encoder, epochs=args.sentiment_epochs,
+                                  save_dir=out / "sentiment_model", data=str(args.source), progress=not args.json)
         (out / "sentiment_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         result["sentiment_report"] = report
     else:
@@ -112,10 +113,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     if rep is None:
         print(f"sentiment: skipped ({result['sentiment_skipped']})")
         return 0
-    rows = [(name, f"{rep[name]['accuracy']:.3f}", f"{rep[name]['macro_f1']:.3f}") for name in ("trained", "lexicon", "majority")]
+    names = ("trained", "frozen_head", "lexicon", "majority")
+    rows = [(name, f"{rep[name]['accuracy']:.3f}", f"{rep[name]['macro_f1']:.3f}") for name in names if name in rep]
     print(_table(rows, ("sentiment (held-out 20 %)", "accuracy", "macro-F1")))
     print(f"Spearman(score, rating) = {rep['spearman_score_rating']:.3f}; n_train={rep['n_train']}, n_test={rep['n_test']}")
-    print(f"wrote {out / 'sentiment_report.json'}")
+    print(f"wrote {out / 'sentiment_report.json'} and the model with its card in {rep['model_dir']}")
     return 0
 
 
@@ -178,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(p)
     p.add_argument("--out", required=True, help="folder for embeddings and sentiment_report.json")
     p.add_argument("--encoder", default="default", help="'default' (offline MiniLM), a HF model id or a local path")
+    p.add_argument("--sentiment", choices=["head", "lora", "full"], default="head",
+                   help="linear head on the frozen encoder (default), LoRA adapters (peft) or full fine-tuning")
+    p.add_argument("--sentiment-epochs", type=int, default=2, help="fine-tuning epochs for lora/full (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_features)
 

@@ -149,7 +149,9 @@ class Explainer:
         if t == "product":
             title = self.rec.ckpt["titles"][i]
             return f"“{title[:60]}”" if title else self._id(t, i)
-        return self._id(t, i)
+        if t == "user":
+            return self._id(t, i)
+        return self.rec.node_name(t, i)
 
     def describe(self, path: list[Step], importance: float) -> dict:
         nodes = [(path[0][0], path[0][3])] + [(s[2], s[4]) for s in path]

@@ -27,32 +27,44 @@ class Features:
     edge_sentiment: np.ndarray  # [len(train_rows)] score of each training interaction (0 without text)
     sentiment: dict = field(default_factory=dict)  # the sentiment model's metrics, or why there is none
     columns: dict[str, list[str]] = field(default_factory=dict)  # names of the non-embedding columns
+    # per node type the (mean, std) ``[C]`` that standardised its statistic columns (for new nodes)
+    norm: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def compose_text(title, description, brand: str | None, category: str | None,
+                 fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> str:
+    """A product's text from the configured fields (missing values are left out)."""
+    parts = []
+    if "title" in fields and isinstance(title, str):
+        parts.append(title)
+    if "description" in fields and isinstance(description, str):
+        parts.append(description)
+    if "brand" in fields and isinstance(brand, str):
+        parts.append(f"Brand: {brand}")
+    if "category" in fields and isinstance(category, str):
+        parts.append(f"Category: {category}")
+    return ". ".join(parts)
 
 
 def product_texts(catalog: Catalog, fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> list[str]:
     """One text per product (catalog order) made of the configured fields."""
     prod = catalog.products
     brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
-    cat_of = catalog.product_categories.drop_duplicates("product_id").set_index("product_id")["category_id"]
-    texts = []
-    for pid, title, desc, bid in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"]):
-        parts = []
-        if "title" in fields and isinstance(title, str):
-            parts.append(title)
-        if "description" in fields and isinstance(desc, str):
-            parts.append(desc)
-        if "brand" in fields and isinstance(bid, str):
-            parts.append(f"Brand: {brand_name.get(bid, bid)}")
-        if "category" in fields and pid in cat_of.index:
-            parts.append(f"Category: {cat_of[pid]}")
-        texts.append(". ".join(parts))
-    return texts
+    cat_of = dict(catalog.product_categories.drop_duplicates("product_id")[["product_id", "category_id"]]
+                  .itertuples(index=False, name=None))
+    return [compose_text(title, desc, brand_name.get(bid, bid) if isinstance(bid, str) else None, cat_of.get(pid), fields)
+            for pid, title, desc, bid in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"])]
 
 
 def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEncoder | None,
                      use_text: bool = True, use_sentiment: bool = True, seed: int = 0,
-                     fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> Features:
-    """Build all node features. ``encoder=None`` or ``use_text=False`` leaves text out (ablation)."""
+                     fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS, sentiment_method: str = "head",
+                     progress: bool = False) -> Features:
+    """Build all node features. ``encoder=None`` or ``use_text=False`` leaves text out (ablation).
+
+    ``sentiment_method``: ``head`` (linear head on the frozen encoder, seconds) or ``lora``/``full``
+    (fine-tune the encoder on the training reviews, warm-started from the head; minutes on CPU).
+    """
     inter = catalog.interactions.iloc[train_rows]
     n_products = len(catalog.products)
     pid_index = pd.Index(catalog.products["product_id"])
@@ -71,7 +83,15 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
         try:
             model: SentimentModel = train_sentiment(emb, labels, seed=seed)
             edge_sent[has_text] = model.score(emb)
-            info = {"enabled": True, "reviews": int(has_text.sum()), **model.metrics}
+            info = {"enabled": True, "method": "head", "reviews": int(has_text.sum()), **model.metrics}
+            if sentiment_method != "head":
+                from .sentiment_finetune import finetune_sentiment
+
+                tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=sentiment_method,
+                                           init=model, seed=seed, max_length=encoder.max_length, progress=progress)
+                edge_sent[has_text] = tuned.score(texts)
+                info.update(method=sentiment_method, val_macro_f1=tuned.card["val_macro_f1"],
+                            fine_tune_seconds=tuned.card["train_seconds"])
         except ValueError as exc:
             info = {"enabled": False, "reason": str(exc)}
     elif use_sentiment:
@@ -99,7 +119,8 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
                       np.log1p(np.nan_to_num(price, nan=0.0)), (~np.isnan(price)).astype(np.float64)], 1)
     columns = {"product": ["sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity",
                            "mean_rating", "log_price", "has_price"]}
-    stats = (stats - stats.mean(0)) / (stats.std(0) + 1e-6)
+    norm = {"product": (stats.mean(0), stats.std(0) + 1e-6)}
+    stats = (stats - norm["product"][0]) / norm["product"][1]
     parts = [encoder(product_texts(catalog, fields))] if text_on else []
     x["product"] = np.concatenate(parts + [stats.astype(np.float32)], 1).astype(np.float32)
 
@@ -108,7 +129,8 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     u_sum = np.bincount(u_idx, weights=edge_sent * text_mask, minlength=n_users)
     u_act = np.bincount(u_idx, weights=ones, minlength=n_users)
     user_stats = np.stack([np.divide(u_sum, u_cnt, out=np.zeros_like(u_sum), where=u_cnt > 0), np.log1p(u_act)], 1)
-    x["user"] = ((user_stats - user_stats.mean(0)) / (user_stats.std(0) + 1e-6)).astype(np.float32)
+    norm["user"] = (user_stats.mean(0), user_stats.std(0) + 1e-6)
+    x["user"] = ((user_stats - norm["user"][0]) / norm["user"][1]).astype(np.float32)
     columns["user"] = ["sentiment_tendency", "log_activity"]
 
     for node, table, name_col in (("category", "categories", "category_id"), ("brand", "brands", "name"),
@@ -121,4 +143,4 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
             x[node] = encoder(names)
         else:
             x[node] = np.zeros((len(df), 0), dtype=np.float32)
-    return Features(x, edge_sent, info, columns)
+    return Features(x, edge_sent, info, columns, norm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class TrainConfig:
     encoder: str = "default"
     text: bool = True
     sentiment: bool = True
+    sentiment_method: str = "head"  # head | lora | full (see kgrec.sentiment_finetune)
     relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
     id_embeddings: str = "all"  # all | no-user | none
     hidden: int = 64
@@ -96,6 +97,7 @@ class Prepared:
     item_category: torch.Tensor
     split_summary: dict
     sentiment: dict
+    feature_norm: dict  # {node type: (mean [C], std [C])} of the standardised statistic columns
 
 
 def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
@@ -106,7 +108,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
     encoder = TextEncoder(cfg.encoder, device=cfg.device, progress=not cfg.quiet) if need_encoder else None
     t0 = time.perf_counter()
     feats = compute_features(catalog, split.train_rows, encoder, use_text=cfg.text, use_sentiment=cfg.sentiment,
-                             seed=cfg.seed)
+                             seed=cfg.seed, sentiment_method=cfg.sentiment_method, progress=not cfg.quiet)
     _log(cfg, f"features in {time.perf_counter() - t0:.1f}s (sentiment: {feats.sentiment.get('enabled')})")
     data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations)
     users, items = id_maps.index("user"), id_maps.index("product")
@@ -123,7 +125,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
     pos = items.get_indexer(cat_of["product_id"])
     item_category[torch.from_numpy(pos)] = torch.from_numpy(cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64))
     return Prepared(catalog, data, id_maps, tu, ti, UserItems(tu, ti, nu, ni), UserItems(*idx(split.val_pairs), nu, ni),
-                    UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment)
+                    UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment,
+                    feats.norm)
 
 
 def build_model(name: str, prep: Prepared, cfg: TrainConfig):
@@ -132,10 +135,16 @@ def build_model(name: str, prep: Prepared, cfg: TrainConfig):
                         id_embeddings=cfg.id_embeddings, linear=cfg.linear)
 
 
-def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None) -> tuple[object, dict, tuple]:
-    """Train one registry model. Returns (model, info, embed_inputs)."""
+def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None,
+              init=None) -> tuple[object, dict, tuple]:
+    """Train one registry model. Returns (model, info, embed_inputs).
+
+    ``init(model, prep)``, when given, sets the fresh model's weights before training (warm start).
+    """
     seed_everything(cfg.seed)
     model = build_model(name, prep, cfg)
+    if init is not None:
+        init(model, prep)
     t0 = time.perf_counter()
     info: dict = {}
     embed_inputs: tuple = ()
@@ -164,25 +173,70 @@ def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
     return model.score_users
 
 
-def run_training(cfg: TrainConfig, catalog: Catalog | None = None) -> dict:
-    """Run the whole path and write RUN_DIR. Returns the metrics dict (as in metrics.json)."""
+def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device | None]:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1): gloo on CPU, NCCL on CUDA."""
+    import os
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    device = resolve_device(cfg.device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    return dist.get_rank(), world, device
+
+
+def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) -> dict:
+    """Run the whole path and write RUN_DIR. Returns the metrics dict (as in metrics.json).
+
+    Under ``torchrun`` every process trains on its shard of each batch (see
+    :func:`kgrec.training.train_embedding_model`); rank 0 alone evaluates and writes RUN_DIR, and the
+    other ranks return an empty dict. ``init(model, prep)`` warm-starts the main model (refresh).
+    """
     if cfg.model not in MODELS:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    rank, world, dist_device = _init_distributed(cfg)
+    main = rank == 0
+    if not main:
+        cfg = replace(cfg, quiet=True)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = dist_device or resolve_device(cfg.device)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    prep = prepare(cfg, catalog)
-    _log(cfg, f"graph: {prep.data.num_nodes} nodes, {prep.data.num_edges} edges, "
-              f"{len(prep.data.edge_types)} edge types; device {device}")
-    from torch.utils.tensorboard import SummaryWriter
+    if world > 1:  # rank 0 fills the text cache first; the others then read it
+        import torch.distributed as dist
 
-    writer = SummaryWriter(str(out / "tensorboard"))
+        if main:
+            prep = prepare(cfg, catalog)
+        dist.barrier()
+        if not main:
+            prep = prepare(cfg, catalog)
+    else:
+        prep = prepare(cfg, catalog)
+    _log(cfg, f"graph: {prep.data.num_nodes} nodes, {prep.data.num_edges} edges, "
+              f"{len(prep.data.edge_types)} edge types; device {device}" + (f"; {world} processes" if world > 1 else ""))
+    writer = None
+    if main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(out / "tensorboard"))
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
     main_model, main_inputs = None, ()
     for name in names:
-        model, info, inputs = fit_model(name, prep, cfg, device, writer)
+        if not main and name not in TRAINED_MODELS:
+            continue  # nothing to share: rank 0 fits it alone
+        model, info, inputs = fit_model(name, prep, cfg, device, writer, init if name == cfg.model else None)
+        if name == cfg.model:
+            main_model, main_inputs = model, inputs
+        if not main:
+            continue
         score = scorer(name, model, inputs, device)
         val = evaluate_ranking(score, prep.val_index, [prep.train_index])
         test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index])
@@ -190,14 +244,25 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None) -> dict:
                          "curve": info.get("curve", [])}
         _log(cfg, f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
                   f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)")
-        if name == cfg.model:
-            main_model, main_inputs = model, inputs
+    if not main:
+        _finish_distributed(world)
+        return {}
     writer.close()
     metrics = {"dataset": prep.catalog.source, "synthetic": prep.catalog.synthetic, "split": cfg.split,
-               "seed": cfg.seed, "split_sizes": prep.split_summary, "sentiment": prep.sentiment, "models": results}
+               "seed": cfg.seed, "split_sizes": prep.split_summary, "sentiment": prep.sentiment, "models": results,
+               "processes": world}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     from .recommend import save_checkpoint
 
     save_checkpoint(out, cfg, main_model, main_inputs, prep, device)
+    _finish_distributed(world)
     return metrics
+
+
+def _finish_distributed(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()

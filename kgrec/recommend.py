@@ -33,6 +33,7 @@ def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: to
         "id_maps": prep.id_maps.to_dict(),
         "titles": prep.catalog.products.set_index("product_id").reindex(prep.id_maps.ids["product"])["title"]
                   .fillna("").astype(str).tolist(),
+        "names": _node_names(prep),
         "train_users": prep.train_index.users, "train_items": prep.train_index.items,
         "seen_users": torch.cat([prep.train_index.users, prep.val_index.users, prep.test_index.users]),
         "seen_items": torch.cat([prep.train_index.items, prep.val_index.items, prep.test_index.items]),
@@ -49,9 +50,29 @@ def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: to
     torch.save(ckpt, out / "checkpoint.pt")
     data = prep.data
     graph = {"x": {t: data[t].x.cpu() for t in data.node_types},
-             "edge_index": {_edge_key(et): data[et].edge_index.cpu() for et in data.edge_types}}
+             "edge_index": {_edge_key(et): data[et].edge_index.cpu() for et in data.edge_types},
+             "norm": {t: {"mean": torch.as_tensor(m, dtype=torch.float32), "std": torch.as_tensor(s, dtype=torch.float32)}
+                      for t, (m, s) in prep.feature_norm.items()}}
+    target = load_schema().target.triple
+    if target in data.edge_types and "edge_attr" in data[target]:
+        graph["target_edge_attr"] = data[target].edge_attr.cpu()  # [E, 3] rating/5, has rating, sentiment
     torch.save(graph, out / "graph.pt")
     return out / "checkpoint.pt"
+
+
+def _node_names(prep) -> dict[str, list[str]]:
+    """Display names of category/brand/tag/entity nodes, aligned with the id maps (id when unnamed)."""
+    out = {}
+    for spec in load_schema().nodes.values():
+        if spec.name in ("user", "product") or spec.name not in prep.id_maps.ids:
+            continue
+        table = prep.catalog.tables[spec.table]
+        if "name" not in table.columns:
+            continue
+        names = dict(zip(table[spec.key], table["name"]))
+        out[spec.name] = [n if isinstance(n, str) and n else i for i, n in
+                          ((i, names.get(i)) for i in prep.id_maps.ids[spec.name])]
+    return out
 
 
 class Recommender:
@@ -112,8 +133,77 @@ class Recommender:
         u, p = self.user_index(user_ids), self.product_index(product_ids)
         return self.score_matrix(u)[:, p].numpy()
 
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> list[dict]:
-        """The top-``k`` products for one user: ``[{"rank", "product_id", "title", "score"}, ...]``."""
+    # ------------------------------------------------------------------ reasons
+    def _product_links(self) -> dict[str, dict[int, set[int]]]:
+        """``{relation: {product index: {category/brand/tag index}}}`` from the run's graph."""
+        if getattr(self, "_links", None) is None:
+            graph = torch.load(self.run_dir / "graph.pt", map_location="cpu", weights_only=True)
+            self._links = {}
+            for key, ei in graph["edge_index"].items():
+                src, rel, dst = key.split("|")
+                if src == "product" and rel in ("in_category", "made_by", "has_tag"):
+                    table: dict[int, set[int]] = {}
+                    for a, b in zip(ei[0].tolist(), ei[1].tolist()):
+                        table.setdefault(a, set()).add(b)
+                    self._links[rel] = table
+        return self._links
+
+    def reasons(self, user: int, products: list[int]) -> list[str]:
+        """One line per product: the user's training product that most supports it, and what they share.
+
+        Support is the model's own: for item-kNN the history item with the largest similarity term of
+        the score; for embedding models the history item whose product vector is closest (cosine) to the
+        recommended one; popularity names the count. ``kgrec explain`` gives the model-tested paths.
+        """
+        c, titles = self.ckpt, self.ckpt["titles"]
+        history = self.train.of(user)
+        if "popularity" in c:
+            return [f"popular: chosen by {int(c['popularity'][p])} shoppers in training" for p in products]
+        if history.numel() == 0:
+            return ["no training history: ranked by the model's product prior" for _ in products]
+        if "item_emb" in c:
+            emb = torch.nn.functional.normalize(c["item_emb"][:, :-1], dim=1)
+            support = emb[history] @ emb[products].T  # [H, P]
+        else:
+            sim = c["itemknn_sim"]
+            support = sim[history][:, products]
+        best = support.argmax(0).tolist()
+        links = self._product_links()
+        kinds = {"in_category": ("category", "category"), "made_by": ("brand", "brand"), "has_tag": ("tag", "tag")}
+        out = []
+        for p, b in zip(products, best):
+            j = int(history[b])
+            shared = ""
+            for rel, (node_type, word) in kinds.items():
+                common = links.get(rel, {}).get(j, set()) & links.get(rel, {}).get(p, set())
+                if common:
+                    shared = f" (same {word}: {self.node_name(node_type, min(common))})"
+                    break
+            if not shared:
+                both = len(self._buyers(j) & self._buyers(p))
+                shared = (f" ({both} other shopper{'s' if both > 1 else ''} chose both)" if both
+                          else " (close to it in the model's embedding space)")
+            label = f"“{titles[j][:50]}”" if titles[j] else self.product_ids[j]
+            out.append(f"because you chose {label}{shared}")
+        return out
+
+    def node_name(self, node_type: str, index: int) -> str:
+        """Display name of a category/brand/tag/entity node (its id when the run has no name)."""
+        names = self.ckpt.get("names", {}).get(node_type)
+        return names[index] if names else self.ckpt["id_maps"][node_type][index]
+
+    def _buyers(self, item: int) -> set[int]:
+        """Training users of ``item`` (inverted index built on first use)."""
+        if getattr(self, "_item_users", None) is None:
+            order = torch.argsort(self.train.items, stable=True)
+            items, users = self.train.items[order], self.train.users[order]
+            bounds = torch.searchsorted(items, torch.arange(len(self.product_ids) + 1))
+            self._item_users = (users, bounds)
+        users, bounds = self._item_users
+        return set(users[bounds[item]:bounds[item + 1]].tolist())
+
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, reasons: bool = True) -> list[dict]:
+        """The top-``k`` products for one user: ``[{"rank", "product_id", "title", "score", "reason"}, ...]``."""
         if k < 1:
             raise ValueError("k must be at least 1")
         u = self.user_index([user_id])
@@ -122,5 +212,11 @@ class Recommender:
             scores[self.seen.of(int(u[0]))] = -float("inf")
         k = min(k, int(torch.isfinite(scores).sum()))
         top = scores.topk(k)
-        return [{"rank": r + 1, "product_id": self.product_ids[i], "title": self.ckpt["titles"][i], "score": float(s)}
-                for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()))]
+        items = top.indices.tolist()
+        why = self.reasons(int(u[0]), items) if reasons else [None] * len(items)
+        rows = [{"rank": r + 1, "product_id": self.product_ids[i], "title": self.ckpt["titles"][i], "score": float(s),
+                 "reason": w} for r, (s, i, w) in enumerate(zip(top.values.tolist(), items, why))]
+        if not reasons:
+            for row in rows:
+                del row["reason"]
+        return rows

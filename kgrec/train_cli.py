@@ -30,6 +30,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="default", help="text encoder: 'default' (offline MiniLM), HF id or path")
     p.add_argument("--no-text", action="store_true", help="ablation: no text embeddings")
     p.add_argument("--no-sentiment", action="store_true", help="ablation: no review sentiment")
+    p.add_argument("--sentiment", choices=["head", "lora", "full"], default="head",
+                   help="sentiment model: linear head on the frozen encoder (default), or LoRA/full fine-tuning")
     p.add_argument("--relations", help="ablation: comma-separated KG relations to keep, or 'none' (default all)")
     p.add_argument("--id-embeddings", choices=["all", "no-user", "none"], default="all",
                    help="learnable id embeddings for all node types, all but users, or none (inductive)")
@@ -62,7 +64,7 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, format=args.format, mapping=args.mapping, scale=args.scale, neo4j=args.neo4j,
         model=args.model, baselines=baselines, split=args.split, seed=args.seed, device=args.device, out=args.out,
         encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
-        relations=relations,
+        sentiment_method=args.sentiment, relations=relations,
         id_embeddings=args.id_embeddings, hidden=args.hidden, layers=args.layers,
         optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss), quiet=args.quiet)
 
@@ -83,6 +85,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     metrics = run_training(cfg)
+    if not metrics:  # a torchrun worker other than rank 0: rank 0 reports
+        return 0
     split = "test" if any(m["test"] for m in metrics["models"].values()) else "val"
     label = " (SYNTHETIC demo catalog)" if metrics["synthetic"] else ""
     print(f"\n{split} metrics, full ranking, split={metrics['split']}{label}:\n{metrics_table(metrics)}")
@@ -96,18 +100,61 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_new_products(path: str) -> list[dict]:
+    """JSON lines (one product object per line) or one JSON array."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise ValueError(f"{path} is empty")
+    try:
+        rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON lines or a JSON array ({exc})") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: every product must be a JSON object")
+    return rows
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .recommend import Recommender
 
+    if (args.user is None) == (args.products is None):
+        raise ValueError("give exactly one of --user (a known user) or --products (a new user's product ids)")
+    if args.k < 1 or args.k > 1000:
+        raise ValueError("-k must be between 1 and 1000")
     rec = Recommender.load(args.run_dir)
-    rows = rec.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    who = args.user
+    if args.new_products:
+        from .coldstart import ColdStart, NewProduct
+
+        if args.user is None:
+            raise ValueError("--new-products ranks new products for a known --user")
+        products = [NewProduct.from_dict(r) for r in _read_new_products(args.new_products)]
+        scores = ColdStart.load(args.run_dir).score_new_products([args.user], products)[0]
+        order = np.argsort(-scores)[: args.k]
+        rows = [{"rank": r + 1, "product_id": products[i].product_id, "title": products[i].title or "",
+                 "score": float(scores[i]), "reason": "new product: scored from its text and catalog links"}
+                for r, i in enumerate(order)]
+    elif args.products is not None:
+        from .coldstart import ColdStart
+
+        picks = [p for p in args.products.split(",") if p]
+        rows = ColdStart.load(args.run_dir).recommend_new_user(picks, k=args.k)
+        for r in rows:
+            r["reason"] = "for a new shopper, from the products they picked"
+        who = None
+    else:
+        rows = rec.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     if args.json:
-        print(json.dumps({"user_id": args.user, "model": rec.model_name, "recommendations": rows}, indent=2,
+        print(json.dumps({"user_id": who, "model": rec.model_name, "recommendations": rows}, indent=2,
                          ensure_ascii=False))
         return 0
-    print(f"top {len(rows)} for user {args.user} ({rec.model_name}):")
+    print(f"top {len(rows)} for " + (f"user {who}" if who else f"a new user who picked {args.products}")
+          + f" ({rec.model_name}):")
     for r in rows:
-        print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:80]}")
+        print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:60]}")
+        print(f"     {r['reason']}")
     return 0
 
 
@@ -200,6 +247,43 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    if args.users < 0:
+        raise ValueError("--users must be 0 or more")
+    path = build_report(args.run_dir, args.out, users=args.users)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained; open it in a browser)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if not 0 < args.port < 65536:
+        raise ValueError("--port must be between 1 and 65535")
+    serve(args.run_dir, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from .refresh import refresh_run
+
+    if args.epochs < 1:
+        raise ValueError("--epochs must be at least 1")
+    metrics = refresh_run(args.run_dir, args.data, args.out, epochs=args.epochs, format=args.format,
+                          mapping=args.mapping, quiet=args.quiet or args.json)
+    if args.json:
+        print(json.dumps(metrics, indent=2, default=float))
+        return 0
+    r = metrics["refresh"]
+    print(f"refreshed {r['from']} with {args.data}: {r['new_users']} new users, {r['new_products']} new products, "
+          f"{r['interactions']} interactions")
+    print(metrics_table(metrics))
+    print(f"run folder: {args.out or args.run_dir}")
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model and the baselines; same flags as 'python train.py'")
     add_train_arguments(p)
@@ -212,7 +296,10 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("recommend", help="top-K products for a user from a run folder")
     p.add_argument("run_dir")
-    p.add_argument("--user", required=True, help="the user's catalog id")
+    p.add_argument("--user", help="the user's catalog id")
+    p.add_argument("--products", help="a new user: comma-separated product ids they picked (GNN runs)")
+    p.add_argument("--new-products", metavar="FILE",
+                   help="rank new products (JSON lines: product_id, title, description, category_ids, brand_id, ...)")
     p.add_argument("-k", type=int, default=10, help="how many products (default 10)")
     p.add_argument("--include-seen", action="store_true", help="do not exclude products the user already has")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -243,3 +330,27 @@ def add_commands(sub) -> None:
     p.add_argument("--top", type=int, default=5, help="how many interests per kind (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a run (charts and explanations)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--users", type=int, default=3, help="users shown with recommendations and explanations (default 3)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("serve", help="HTTP API (recommend, score, explain, search) over a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--quiet", action="store_true", help="log warnings only, no access log")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("refresh", help="add new interactions, users and products to a GNN run without a full retrain")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True, help="the current export (old and new rows), any loader format")
+    p.add_argument("--format", choices=["amazon", "generic", "demo"], help="export format (default: detected)")
+    p.add_argument("--mapping", help="kgrec_mapping.json for generic exports")
+    p.add_argument("--out", help="write the refreshed run here (default: replace RUN_DIR)")
+    p.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs at most (default 20, early stopping)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print the refreshed run's metrics as JSON")
+    p.set_defaults(func=cmd_refresh)

@@ -74,6 +74,39 @@ def softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.0) 
 LOSSES = {"bpr": lambda u, p, n, t: bpr_loss(u, p, n), "softmax": softmax_loss}
 
 
+def dist_info() -> tuple[int, int]:
+    """``(rank, world size)`` of the torch.distributed group, ``(0, 1)`` when not distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce_grads(model: torch.nn.Module, world: int) -> None:
+    """Average the gradients over the processes (one flat all-reduce)."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _broadcast_float(value: float, device: torch.device) -> float:
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return float(t.item())
+
+
 def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_users: Tensor, train_items: Tensor,
                           val_targets: UserItems, val_exclude: list[UserItems], n_items: int,
                           item_category: Tensor | None, cfg: OptimConfig, seed: int, device: torch.device,
@@ -82,7 +115,14 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
 
     Returns ``{"epochs": n, "best_epoch": e, "val": metrics, "curve": [...]}``; the model ends with
     the weights of the best validation NDCG@10.
+
+    Under ``torch.distributed`` (``torchrun``) with W processes, every process draws the same batch
+    and negatives (same seed), takes its 1/W slice of the batch, and the gradients are averaged with
+    one all-reduce, weighted so that the update equals the single-process one up to floating-point
+    summation order. The graph is replicated: each process runs the full-graph forward. Validation
+    runs on rank 0 only and its NDCG@10 is broadcast, so every process stops at the same epoch.
     """
+    rank, world = dist_info()
     gen = torch.Generator().manual_seed(seed)
     sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -91,7 +131,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     n = train_users.numel()
     epochs = range(1, cfg.epochs + 1)
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
@@ -103,24 +143,37 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
         total = 0.0
         for start in range(0, n, cfg.batch_size):
             b = perm[start:start + cfg.batch_size]
+            neg = sampler(train_items[b], cfg.negatives)
+            n_batch = b.numel()
+            if world > 1:  # this process's slice of the (identical on every process) batch
+                b, neg = b[rank::world], neg[rank::world]
             u, p = train_users[b], train_items[b]
-            neg = sampler(p, cfg.negatives)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*embed_inputs)
                 ue, pe, ne = U[u.to(device)].float(), I[p.to(device)].float(), I[neg.to(device)].float()
-                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature)
-                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / b.numel()
+                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature) * (b.numel() / n_batch)
+                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / n_batch
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * world).backward()  # the all-reduce averages: world × (this slice's share) sums to the batch loss
+            if world > 1:
+                _all_reduce_grads(model, world)
             opt.step()
-            total += float(loss.detach()) * b.numel()
+            batch_loss = loss.detach()
+            if world > 1:
+                import torch.distributed as dist
+
+                dist.all_reduce(batch_loss)  # the slices' shares sum to the batch loss
+            total += float(batch_loss) * n_batch
         epoch_s = time.perf_counter() - t0
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
-        metrics = evaluate_embeddings(model, embed_inputs, val_targets, val_exclude, device)
-        ndcg = metrics.get("ndcg@10", 0.0)
+        ndcg = 0.0
+        if rank == 0:
+            ndcg = evaluate_embeddings(model, embed_inputs, val_targets, val_exclude, device).get("ndcg@10", 0.0)
+        if world > 1:
+            ndcg = _broadcast_float(ndcg, device)
         curve.append({"epoch": epoch, "loss": total / n, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
-        if writer is not None:
+        if writer is not None and rank == 0:
             writer.add_scalar(f"{tag}/loss", total / n, epoch)
             writer.add_scalar(f"{tag}/val_ndcg@10", ndcg, epoch)
         if bar is not None:

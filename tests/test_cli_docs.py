@@ -62,12 +62,12 @@ def test_readme_quickstart_commands_are_real():
     assert test in ci, ".ci/run must run exactly the README's test command"
     parser = build_parser()
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in block.strip().splitlines():
+        for line in block.strip().replace("\\\n", " ").splitlines():
             words = shlex.split(line.split("#", 1)[0])
             if words[:1] == [".venv/bin/kgrec"]:
                 parser.parse_args([w for w in words[1:]])  # raises SystemExit on unknown flags
-            if words[-2:-1] == ["train.py"] or (len(words) > 1 and words[1] == "train.py"):
-                parser.parse_args(["train", *words[2:]])
+            if "train.py" in words:  # python train.py …, torchrun … train.py …
+                parser.parse_args(["train", *words[words.index("train.py") + 1:]])
 
 
 def test_registry_names_match_cli_choices():

@@ -73,3 +73,32 @@ def test_sentiment_report_on_magazine_reviews(magazine):
     assert rep["n_test"] == int(0.2 * (rep["n_train"] + rep["n_test"]))
     assert rep["trained"]["macro_f1"] > rep["lexicon"]["macro_f1"] > rep["majority"]["macro_f1"]
     assert rep["spearman_score_rating"] > 0.3
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_finetuned_sentiment_trains_saves_and_reloads(tmp_path, small_demo, method):
+    """Fine-tuning (tiny local BERT) starts from the frozen head, never ends below it on validation,
+    and a saved model with its card reloads to the same scores."""
+    from kgrec.sentiment import sentiment_report
+    from kgrec.sentiment_finetune import FineTunedSentiment
+
+    path = _tiny_bert(tmp_path / "tiny-bert")
+    reviews = small_demo.interactions[small_demo.interactions["text"].notna()].head(300)
+    texts = reviews["text"].astype(str).tolist()
+    ratings = reviews["rating"].to_numpy(dtype="float64")
+    enc = TextEncoder(str(path), cache_dir=tmp_path / "cache")
+    rep = sentiment_report(texts, ratings, enc(texts), method=method, base=str(path), epochs=1,
+                           save_dir=tmp_path / "model", data="demo")
+    assert rep["method"] == method and {"trained", "frozen_head", "lexicon", "majority"} <= set(rep)
+    ft = rep["fine_tuning"]
+    assert ft["steps"] > 0 and ft["trainable_parameters"] > 0
+    assert ft["val_macro_f1"] >= json.loads((tmp_path / "model" / "card.json").read_text())["history"][0]["val_macro_f1"]
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert card["method"] == method and card["trained_on"]["reviews"] > 0 and "trained" in card["metrics"]
+    assert (tmp_path / "model" / "MODEL_CARD.md").read_text().startswith("# kgrec review-sentiment model")
+    assert (tmp_path / "model" / ("adapter" if method == "lora" else "encoder")).is_dir()
+    model = FineTunedSentiment.load(tmp_path / "model", device="cpu")
+    scores = model.score(texts[:20])
+    assert scores.shape == (20,) and np.all(np.abs(scores) <= 1)
+    again = FineTunedSentiment.load(tmp_path / "model", device="cpu").score(texts[:20])
+    np.testing.assert_allclose(scores, again, atol=1e-6)

@@ -38,13 +38,20 @@ class NodeInputs(nn.Module):
         self.hidden = hidden
 
     def forward(self, x_dict: dict[NodeType, Tensor]) -> dict[NodeType, Tensor]:
+        """Rows of ``x_dict[t]`` beyond the trained node count are new nodes (cold start): they get a
+        zero id embedding, so they are represented by their features and their edges alone."""
         out = {}
         for t, n in self.num_nodes.items():
             h = None
+            if t in x_dict:
+                n = x_dict[t].shape[0]
             if t in self.proj:
                 h = self.proj[t](x_dict[t])
             if t in self.emb:
-                h = self.emb[t].weight if h is None else h + self.emb[t].weight
+                w = self.emb[t].weight
+                if n > w.shape[0]:
+                    w = torch.cat([w, w.new_zeros(n - w.shape[0], w.shape[1])])
+                h = w if h is None else h + w
             if h is None:
                 h = self.type_vec[t].expand(n, self.hidden)
             out[t] = h
@@ -146,8 +153,10 @@ class GNNRecommender(nn.Module):
         """Returns user vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``."""
         h = self.encoder(x_dict, edge_index_dict)
         users, items = h[self.user_type], h[self.item_type]
-        return (torch.cat([users, torch.ones_like(users[:, :1])], 1),
-                torch.cat([items, self.item_bias.to(items.dtype)], 1))
+        bias = self.item_bias.to(items.dtype)
+        if items.shape[0] > bias.shape[0]:  # new products (cold start) get the mean bias
+            bias = torch.cat([bias, bias.mean().expand(items.shape[0] - bias.shape[0], 1)])
+        return (torch.cat([users, torch.ones_like(users[:, :1])], 1), torch.cat([items, bias], 1))
 
     @staticmethod
     def decode(user_emb: Tensor, item_emb: Tensor) -> Tensor:

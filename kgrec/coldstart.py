@@ -1,0 +1,249 @@
+"""Cold start without retraining: new products known only by their text (and category/brand/tags),
+and new users known only by a few product ids.
+
+New nodes are appended to the trained message-passing graph with their features and knowledge-graph
+edges and a zero id embedding; one forward pass of the trained encoder then gives them vectors in the
+same space as everything else (inductive fold-in). New products get the mean product bias. Their
+statistic columns (popularity, sentiment aggregates, …) are those of a product nobody has reviewed,
+standardised with the training run's own mean and std.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .explain import Explainer
+from .features import compose_text
+from .text import TextEncoder
+
+
+@dataclass
+class NewProduct:
+    """A product the run has never seen. Category/brand/tag ids must exist in the trained catalog
+    (unknown ones are ignored and counted in :attr:`ColdStart.ignored`)."""
+
+    product_id: str
+    title: str | None = None
+    description: str | None = None
+    category_ids: tuple[str, ...] = ()
+    brand_id: str | None = None
+    brand: str | None = None  # the brand's name for the product text (default: brand_id)
+    tag_ids: tuple[str, ...] = ()
+    price: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "NewProduct":
+        if not raw.get("product_id"):
+            raise ValueError(f"a new product needs a product_id: {raw!r}")
+        cats = raw.get("category_ids", raw.get("category_id", ()))
+        tags = raw.get("tag_ids", ())
+        return cls(str(raw["product_id"]), raw.get("title"), raw.get("description"),
+                   (cats,) if isinstance(cats, str) else tuple(map(str, cats)), raw.get("brand_id"), raw.get("brand"),
+                   (tags,) if isinstance(tags, str) else tuple(map(str, tags)), raw.get("price"))
+
+
+@dataclass
+class ColdStart:
+    """Inductive scoring on top of a trained GNN run folder."""
+
+    ex: Explainer
+    encoder: TextEncoder | None
+    norm: dict
+    ignored: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "ColdStart":
+        ex = Explainer.load(run_dir)
+        graph = torch.load(Path(run_dir) / "graph.pt", map_location="cpu", weights_only=True)
+        cfg = ex.rec.config
+        encoder = TextEncoder(cfg["encoder"], device="cpu") if cfg.get("text", True) else None
+        return cls(ex, encoder, graph.get("norm", {}))
+
+    # ------------------------------------------------------------------ building the extended graph
+    def _stats_row(self, node_type: str, raw: np.ndarray) -> torch.Tensor:
+        """Standardise one raw statistics row ``[C]`` with the run's mean/std (the mean when unknown)."""
+        norm = self.norm.get(node_type)
+        if norm is None:
+            return torch.zeros(len(raw))
+        return (torch.as_tensor(raw, dtype=torch.float32) - norm["mean"]) / norm["std"]
+
+    def _index(self, node_type: str, ids) -> list[int]:
+        lookup = {v: i for i, v in enumerate(self.ex.rec.ckpt["id_maps"].get(node_type, []))}
+        out = []
+        for v in ids:
+            if v in lookup:
+                out.append(lookup[v])
+            elif v is not None:
+                self.ignored[node_type] = self.ignored.get(node_type, 0) + 1
+        return out
+
+    def extended_graph(self, products: list[NewProduct] = (), user_items: list[list[str]] = ()):
+        """The trained graph plus ``products`` and one new user per list of product ids in ``user_items``.
+
+        Returns ``(x_dict, edge_index_dict)``; new products are indices ``I..I+len(products)-1`` and
+        new users ``U..U+len(user_items)-1``.
+        """
+        x = dict(self.ex.x)
+        edges = {et: ei for et, ei in self.ex.edges.items()}
+        n_items, n_users = len(self.ex.rec.product_ids), len(self.ex.rec.user_ids)
+        schema = self.ex.schema
+
+        def add(relation: str, src: list[int], dst: list[int]) -> None:
+            spec = schema.edges[relation]
+            if not src or spec.triple not in edges:
+                return
+            ei = torch.tensor([src, dst], dtype=torch.long)
+            edges[spec.triple] = torch.cat([edges[spec.triple], ei], 1)
+            edges[spec.reverse_triple] = torch.cat([edges[spec.reverse_triple], ei.flip(0)], 1)
+
+        if products:
+            texts = [compose_text(p.title, p.description, p.brand or p.brand_id,
+                                  p.category_ids[0] if p.category_ids else None) for p in products]
+            parts = []
+            if self.encoder is not None:
+                parts.append(torch.from_numpy(self.encoder(texts)))
+            # sent_mean, sent_std, log_reviews, share_negative, log_popularity, mean_rating, log_price, has_price
+            raws = [np.array([0, 0, 0, 0, 0, 0, np.log1p(p.price) if p.price else 0.0, 1.0 if p.price else 0.0])
+                    for p in products]
+            parts.append(torch.stack([self._stats_row("product", r) for r in raws]))
+            new_x = torch.cat(parts, 1).to(x["product"].dtype)
+            if new_x.shape[1] != x["product"].shape[1]:
+                raise ValueError(f"new product features have {new_x.shape[1]} columns, the run has "
+                                 f"{x['product'].shape[1]}; was it trained with another encoder?")
+            x["product"] = torch.cat([x["product"], new_x])
+            for k, p in enumerate(products):
+                i = n_items + k
+                cats = self._index("category", p.category_ids)
+                add("in_category", [i] * len(cats), cats)
+                brands = self._index("brand", [p.brand_id] if p.brand_id else [])
+                add("made_by", [i] * len(brands), brands)
+                tags = self._index("tag", p.tag_ids)
+                add("has_tag", [i] * len(tags), tags)
+        if user_items:
+            target = schema.target
+            rows = []
+            for k, items in enumerate(user_items):
+                idx = self._index("product", items)
+                if not idx:
+                    raise ValueError("a new user needs at least one known product id")
+                add(target.name, [n_users + k] * len(idx), idx)
+                rows.append(self._stats_row("user", np.array([0.0, np.log1p(len(idx))])))
+            new_u = torch.stack(rows).to(x["user"].dtype)[:, : x["user"].shape[1]]
+            x["user"] = torch.cat([x["user"], new_u])
+        return x, edges
+
+    @torch.no_grad()
+    def embed(self, products: list[NewProduct] = (), user_items: list[list[str]] = ()):
+        """User vectors ``[U + new users, d + 1]`` and product vectors ``[I + new products, d + 1]``."""
+        x, edges = self.extended_graph(products, user_items)
+        return self.ex.model.embed(x, edges)
+
+    # ------------------------------------------------------------------ public API
+    def score_new_products(self, user_ids: list[str], products: list[NewProduct | dict]) -> np.ndarray:
+        """Scores ``[len(user_ids), len(products)]`` of products the run has never seen."""
+        products = [p if isinstance(p, NewProduct) else NewProduct.from_dict(p) for p in products]
+        U, I = self.embed(products)
+        u = self.ex.rec.user_index(user_ids)
+        n_items = len(self.ex.rec.product_ids)
+        return (U[u] @ I[n_items:].T).numpy()
+
+    def recommend_new_user(self, product_ids: list[str], k: int = 10) -> list[dict]:
+        """Top-``k`` for a shopper known only by ``product_ids`` (their picks are excluded)."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        U, I = self.embed(user_items=[list(product_ids)])
+        n_items = len(self.ex.rec.product_ids)
+        scores = U[-1] @ I[:n_items].T
+        scores[self._index("product", product_ids)] = -float("inf")
+        top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
+        titles = self.ex.rec.ckpt["titles"]
+        return [{"rank": r + 1, "product_id": self.ex.rec.product_ids[i], "title": titles[i], "score": float(s)}
+                for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()))]
+
+
+def _recall_ndcg(scores: torch.Tensor, relevant: list[list[int]], k: int) -> tuple[float, float]:
+    """``scores [B, C]`` over the cold candidates; ``relevant[b]`` the candidate columns of user b."""
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices.tolist()
+    recall, ndcg = [], []
+    for row, rel in zip(top, relevant):
+        rel = set(rel)
+        gains = [1.0 / np.log2(r + 2) for r, i in enumerate(row) if i in rel]
+        ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(rel), k)))
+        recall.append(len(gains) / len(rel))
+        ndcg.append(sum(gains) / ideal)
+    return float(np.mean(recall)), float(np.mean(ndcg))
+
+
+def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, catalog=None) -> dict:
+    """Hold ``share`` of the interacted products out of training entirely, train ``cfg`` (a GNN) on the
+    rest, fold the held-out products in from their text and catalog edges, and rank them for every
+    training user who interacted with them. Reports Recall@k / NDCG@k over the held-out products as
+    candidates, next to text-only nearest neighbours (user = mean text embedding of their training
+    products, cosine) and random ranking.
+    """
+    from dataclasses import replace
+
+    from .features import product_texts
+    from .models import GNN_MODELS
+    from .pipeline import load_source, run_training
+
+    if cfg.model not in GNN_MODELS:
+        raise ValueError(f"cold start needs a GNN model (rgcn or hgt), not {cfg.model!r}")
+    catalog = catalog or load_source(cfg)
+    inter = catalog.interactions
+    interacted = np.array(sorted(inter["product_id"].unique()))
+    rng = np.random.default_rng(seed)
+    cold_ids = set(rng.choice(interacted, size=max(1, int(len(interacted) * share)), replace=False).tolist())
+    train_cat = catalog.without_products(cold_ids)
+    run_cfg = replace(cfg, split="val-only", baselines=(), show_users=0)
+    run_training(run_cfg, train_cat)
+    cs = ColdStart.load(run_cfg.out)
+
+    prod = catalog.products[catalog.products["product_id"].isin(cold_ids)].reset_index(drop=True)
+    cats = catalog.product_categories.groupby("product_id")["category_id"].agg(tuple).to_dict()
+    tags = catalog.product_tags.groupby("product_id")["tag_id"].agg(tuple).to_dict()
+    brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
+    new = [NewProduct(pid, t if isinstance(t, str) else None, d if isinstance(d, str) else None, cats.get(pid, ()),
+                      b if isinstance(b, str) else None, brand_name.get(b) if isinstance(b, str) else None,
+                      tags.get(pid, ()), None if pd_isna(pr) else float(pr))
+           for pid, t, d, b, pr in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"],
+                                       prod["price"])]
+    col = {p.product_id: j for j, p in enumerate(new)}
+    user_col = {u: i for i, u in enumerate(cs.ex.rec.user_ids)}
+    held = inter[inter["product_id"].isin(cold_ids) & inter["user_id"].isin(user_col)]
+    relevant_by_user = held.groupby("user_id")["product_id"].agg(lambda s: sorted({col[p] for p in s}))
+    users = list(relevant_by_user.index)
+    relevant = list(relevant_by_user.values)
+    if not users:
+        raise ValueError("no training user interacted with a held-out product; raise --share")
+
+    U, I = cs.embed(new)
+    u_idx = cs.ex.rec.user_index(users)
+    n_items = len(cs.ex.rec.product_ids)
+    gnn = _recall_ndcg(U[u_idx] @ I[n_items:].T, relevant, k)
+
+    enc = cs.encoder or TextEncoder(cfg.encoder, device="cpu")
+    train_text = torch.from_numpy(enc(product_texts(train_cat)))  # [I, D], run product order = catalog order
+    cold_text = torch.from_numpy(enc([compose_text(p.title, p.description, p.brand or p.brand_id,
+                                                   p.category_ids[0] if p.category_ids else None) for p in new]))
+    hist = cs.ex.rec.train.dense(u_idx)  # [B, I] 0/1 training interactions
+    profile = torch.nn.functional.normalize(hist @ train_text, dim=1)
+    text_knn = _recall_ndcg(profile @ cold_text.T, relevant, k)
+    gen = torch.Generator().manual_seed(seed)
+    rand = _recall_ndcg(torch.rand(len(users), len(new), generator=gen), relevant, k)
+    return {"dataset": catalog.source, "model": cfg.model, "held_out_products": len(new),
+            "held_out_share": share, "users_evaluated": len(users),
+            "held_out_interactions": int(len(held)),
+            "held_out_interactions_of_unknown_users": int(inter["product_id"].isin(cold_ids).sum() - len(held)),
+            "candidates": "the held-out products only", "k": k,
+            "results": {cfg.model: {f"recall@{k}": gnn[0], f"ndcg@{k}": gnn[1]},
+                        "text_knn": {f"recall@{k}": text_knn[0], f"ndcg@{k}": text_knn[1]},
+                        "random": {f"recall@{k}": rand[0], f"ndcg@{k}": rand[1]}},
+            "ignored_unknown_ids": cs.ignored, "seed": seed}
+
+
+def pd_isna(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
