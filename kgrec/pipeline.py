@@ -45,6 +45,7 @@ class TrainConfig:
     layers: int = 2
     dropout: float = 0.1
     linear: bool = True  # R-GCN without non-linearity between layers (LightGCN-style); measured better
+    paths: bool = True  # add validation-weighted KG path scores to the GNN (kgrec.models.paths)
     optim: OptimConfig = field(default_factory=OptimConfig)
     show_users: int = 3
     quiet: bool = False
@@ -98,6 +99,7 @@ class Prepared:
     split_summary: dict
     sentiment: dict
     feature_norm: dict  # {node type: (mean [C], std [C])} of the standardised statistic columns
+    product_text: torch.Tensor | None  # [I, D] product text embeddings (None without text)
 
 
 def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
@@ -111,6 +113,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
                              seed=cfg.seed, sentiment_method=cfg.sentiment_method, progress=not cfg.quiet)
     _log(cfg, f"features in {time.perf_counter() - t0:.1f}s (sentiment: {feats.sentiment.get('enabled')})")
     data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations)
+    text_dim = feats.x["product"].shape[1] - len(feats.columns["product"])
     users, items = id_maps.index("user"), id_maps.index("product")
 
     def idx(pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +129,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
     item_category[torch.from_numpy(pos)] = torch.from_numpy(cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64))
     return Prepared(catalog, data, id_maps, tu, ti, UserItems(tu, ti, nu, ni), UserItems(*idx(split.val_pairs), nu, ni),
                     UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment,
-                    feats.norm)
+                    feats.norm, torch.from_numpy(feats.x["product"][:, :text_dim]) if text_dim else None)
 
 
 def build_model(name: str, prep: Prepared, cfg: TrainConfig):
@@ -171,6 +174,19 @@ def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
         U, I = embeddings(model, embed_inputs, device)
         return lambda users: U[users] @ I.T
     return model.score_users
+
+
+def build_prior(prep: Prepared):
+    """KG path scores over the training split: co-interaction, text, and the graph's category/brand edges."""
+    from .models.paths import PathPrior
+
+    edges = {}
+    for key, rel in (("category", "in_category"), ("brand", "made_by")):
+        et = ("product", rel, key)
+        if et in prep.data.edge_types:
+            ei = prep.data[et].edge_index.cpu()
+            edges[key] = (ei[0], ei[1])
+    return PathPrior.build(prep.train_index, prep.product_text, edges)
 
 
 def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device | None]:
@@ -228,7 +244,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
         writer = SummaryWriter(str(out / "tensorboard"))
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
-    main_model, main_inputs = None, ()
+    main_model, main_inputs, hybrid = None, (), None
     for name in names:
         if not main and name not in TRAINED_MODELS:
             continue  # nothing to share: rank 0 fits it alone
@@ -244,6 +260,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
                          "curve": info.get("curve", [])}
         _log(cfg, f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
                   f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)")
+        if name == cfg.model and cfg.paths and name in GNN_MODELS:
+            hybrid = _add_paths(cfg, prep, name, score, results)
     if not main:
         _finish_distributed(world)
         return {}
@@ -255,9 +273,31 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     from .recommend import save_checkpoint
 
-    save_checkpoint(out, cfg, main_model, main_inputs, prep, device)
+    save_checkpoint(out, cfg, main_model, main_inputs, prep, device, paths=hybrid)
     _finish_distributed(world)
     return metrics
+
+
+def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict):
+    """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
+    that shows what the GNN adds). Returns the fitted hybrid, which the checkpoint then serves."""
+    from .models.paths import HybridScorer
+
+    t0 = time.perf_counter()
+    prior = build_prior(prep)
+    rows = {}
+    for row, base in ((f"{name}+paths", score), ("paths", None)):
+        hybrid = HybridScorer(base, prior, {})
+        fit = hybrid.fit(prep.val_index, [prep.train_index])
+        rows[row] = hybrid
+        results[row] = {"val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
+                        "test": evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index]),
+                        "epochs": results[name]["epochs"] if base is not None else 0,
+                        "train_seconds": (results[name]["train_seconds"] if base is not None else 0.0)
+                        + time.perf_counter() - t0, "weights": fit["weights"], "curve": []}
+        test = results[row]["test"]
+        _log(cfg, f"{row:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  weights {fit['weights']}")
+    return rows[f"{name}+paths"]
 
 
 def _finish_distributed(world: int) -> None:

@@ -22,8 +22,8 @@ def _edge_key(et: tuple[str, str, str]) -> str:
     return "|".join(et)
 
 
-def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: torch.device) -> Path:
-    """Write checkpoint.pt and graph.pt for the run's main model."""
+def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: torch.device, paths=None) -> Path:
+    """Write checkpoint.pt and graph.pt for the run's main model (``paths``: its fitted HybridScorer)."""
     from .training import embeddings
 
     ckpt: dict = {
@@ -42,6 +42,8 @@ def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: to
         U, I = embeddings(model, embed_inputs, device)
         ckpt["user_emb"], ckpt["item_emb"] = U, I
         ckpt["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if paths is not None:
+            ckpt["paths"] = {"state": paths.prior.state(), "weights": dict(paths.weights)}
     elif cfg.model == "popularity":
         ckpt["popularity"] = model.counts
     else:  # item-kNN: history and similarities suffice to score
@@ -90,6 +92,12 @@ class Recommender:
         n_u, n_i = len(self.user_ids), len(self.product_ids)
         self.seen = UserItems(ckpt["seen_users"], ckpt["seen_items"], n_u, n_i)
         self.train = UserItems(ckpt["train_users"], ckpt["train_items"], n_u, n_i)
+        self.hybrid = None
+        if "paths" in ckpt and any(ckpt["paths"]["weights"].values()):
+            from .models.paths import HybridScorer, PathPrior
+
+            prior = PathPrior.from_state(self.train, ckpt["paths"]["state"])
+            self.hybrid = HybridScorer(self._embedding_scores, prior, ckpt["paths"]["weights"])
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Recommender":
@@ -119,11 +127,19 @@ class Recommender:
             raise KeyError(f"unknown product id {exc.args[0]!r} (not in the trained catalog)") from None
 
     # ------------------------------------------------------------------ scoring
+    def _embedding_scores(self, users: torch.Tensor) -> torch.Tensor:
+        return self.ckpt["user_emb"][users] @ self.ckpt["item_emb"].T
+
     def score_matrix(self, users: torch.Tensor) -> torch.Tensor:
-        """``users [B]`` (indices) → ``[B, I]`` scores over all products."""
+        """``users [B]`` (indices) → ``[B, I]`` scores over all products.
+
+        A GNN run trained with path scores serves ``z(GNN) + Σ_r w_r z(P_r)`` (kgrec.models.paths).
+        """
         c = self.ckpt
+        if self.hybrid is not None:
+            return self.hybrid(users)
         if "user_emb" in c:
-            return c["user_emb"][users] @ c["item_emb"].T
+            return self._embedding_scores(users)
         if "popularity" in c:
             return c["popularity"].unsqueeze(0).expand(users.numel(), -1).clone()
         return self.train.dense(users) @ c["itemknn_sim"]

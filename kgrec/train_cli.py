@@ -32,6 +32,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sentiment", action="store_true", help="ablation: no review sentiment")
     p.add_argument("--sentiment", choices=["head", "lora", "full"], default="head",
                    help="sentiment model: linear head on the frozen encoder (default), or LoRA/full fine-tuning")
+    p.add_argument("--no-paths", action="store_true",
+                   help="serve the plain GNN: no validation-weighted knowledge-graph path scores")
     p.add_argument("--relations", help="ablation: comma-separated KG relations to keep, or 'none' (default all)")
     p.add_argument("--id-embeddings", choices=["all", "no-user", "none"], default="all",
                    help="learnable id embeddings for all node types, all but users, or none (inductive)")
@@ -64,7 +66,7 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, format=args.format, mapping=args.mapping, scale=args.scale, neo4j=args.neo4j,
         model=args.model, baselines=baselines, split=args.split, seed=args.seed, device=args.device, out=args.out,
         encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
-        sentiment_method=args.sentiment, relations=relations,
+        sentiment_method=args.sentiment, paths=not args.no_paths, relations=relations,
         id_embeddings=args.id_embeddings, hidden=args.hidden, layers=args.layers,
         optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss), quiet=args.quiet)
 
