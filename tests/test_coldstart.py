@@ -167,3 +167,20 @@ def test_cold_start_evaluation_beats_random(tmp_path, small_demo):
     r = res["results"]
     assert r["rgcn"]["recall@10"] > r["random"]["recall@10"]
     assert r["text_knn"]["recall@10"] > r["random"]["recall@10"]
+
+
+def test_commands_on_real_amazon_data(tmp_path, magazine):
+    """recommend/search/profile/explain on a run over ../shared's Amazon Magazine data (skipped when absent)."""
+    from kgrec import Recommender
+    from kgrec.pipeline import TrainConfig, run_training
+    from kgrec.training import OptimConfig
+
+    out = tmp_path / "magazine-run"
+    run_training(TrainConfig(data=str(magazine), seed=0, quiet=True, device="cpu", hidden=32, out=str(out),
+                             baselines=(), optim=OptimConfig(epochs=15, patience=15)))
+    rec = Recommender.load(out)
+    user = rec.user_ids[7]
+    result = check_commands(out, user, "science and nature magazine")
+    assert {r["product_id"] for r in result["recommendations"]} <= set(rec.product_ids)
+    profile = _cli_json("profile", str(out), "--user", user)
+    assert profile["rating_tendency"]["count"] > 0 and profile["activity"]["first"] is not None

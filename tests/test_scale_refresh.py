@@ -23,7 +23,7 @@ def _train(cmd: list[str]) -> None:
 
 def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     """Same seed: the 2-process run takes the same steps as the 1-process run, up to float summation
-    order. Tolerance: per-epoch training loss within 1e-3 relative, validation and test NDCG@10
+    order. Tolerance: per-epoch training loss within 1e-5 relative (measured: 1.2e-7), validation and test NDCG@10
     within 0.01 absolute."""
     _train([sys.executable, "train.py", *COMMON, "--out", str(tmp_path / "single")])
     _train([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py",
@@ -34,7 +34,7 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     a, b = single["models"]["rgcn"], ddp["models"]["rgcn"]
     assert a["epochs"] == b["epochs"] == 6
     for ca, cb in zip(a["curve"], b["curve"]):
-        assert cb["loss"] == pytest.approx(ca["loss"], rel=1e-3)
+        assert cb["loss"] == pytest.approx(ca["loss"], rel=1e-5)
         assert abs(cb["val_ndcg@10"] - ca["val_ndcg@10"]) <= 0.01
     assert abs(a["test"]["ndcg@10"] - b["test"]["ndcg@10"]) <= 0.01
 
