@@ -1,6 +1,6 @@
 """Cold start: hold 10 % of the interacted products out of training entirely, train a GNN on the rest,
-fold the held-out products in from their text and catalog edges (no retraining), and rank them for
-every training user who interacted with them. Prints Recall@20 / NDCG@20 of the GNN next to
+fold the held-out products in from their text and catalog edges (no retraining), and rank them, among
+every product without training interactions, for every training user who interacted with them. Prints Recall@20 / NDCG@20 of the GNN next to
 text-only nearest neighbours and random ranking, per dataset and seed, and writes JSON.
 
     .venv/bin/python benchmarks/cold_start.py --datasets demo,magazine --seeds 0
@@ -42,12 +42,12 @@ def main() -> None:
                 print(f"{name} seed {seed}: {json.dumps(res['results'])}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    print(f"\n{'dataset':<11}{'seed':>5}{'held out':>10}{'users':>7}  "
+    print(f"\n{'dataset':<11}{'seed':>5}{'held out':>10}{'cands':>7}{'users':>7}  "
           f"{'model R@20':>11}{'text-kNN R@20':>15}{'random R@20':>13}{'model N@20':>12}{'text N@20':>11}")
     for r in rows:
         res = r["results"]
         m = res[r["model"]]
-        print(f"{r['dataset_name']:<11}{r['seed']:>5}{r['held_out_products']:>10}{r['users_evaluated']:>7}  "
+        print(f"{r['dataset_name']:<11}{r['seed']:>5}{r['held_out_products']:>10}{r['candidates']:>7}{r['users_evaluated']:>7}  "
               f"{m['recall@20']:>11.4f}{res['text_knn']['recall@20']:>15.4f}{res['random']['recall@20']:>13.4f}"
               f"{m['ndcg@20']:>12.4f}{res['text_knn']['ndcg@20']:>11.4f}")
     print(f"\nwrote {args.out}")

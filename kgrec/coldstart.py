@@ -180,9 +180,9 @@ def _recall_ndcg(scores: torch.Tensor, relevant: list[list[int]], k: int) -> tup
 def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, catalog=None) -> dict:
     """Hold ``share`` of the interacted products out of training entirely, train ``cfg`` (a GNN) on the
     rest, fold the held-out products in from their text and catalog edges, and rank them for every
-    training user who interacted with them. Reports Recall@k / NDCG@k over the held-out products as
-    candidates, next to text-only nearest neighbours (user = mean text embedding of their training
-    products, cosine) and random ranking.
+    training user who interacted with them. The candidates are the held-out products plus every
+    product without training interactions. Reports Recall@k / NDCG@k next to text-only nearest
+    neighbours (user = mean text embedding of their training products, cosine) and random ranking.
     """
     from dataclasses import replace
 
@@ -208,7 +208,7 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
     new = [NewProduct(pid, t if isinstance(t, str) else None, d if isinstance(d, str) else None, cats.get(pid, ()),
                       b if isinstance(b, str) else None, brand_name.get(b) if isinstance(b, str) else None,
-                      tags.get(pid, ()), None if pd_isna(pr) else float(pr))
+                      tags.get(pid, ()), None if _missing(pr) else float(pr))
            for pid, t, d, b, pr in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"],
                                        prod["price"])]
     col = {p.product_id: j for j, p in enumerate(new)}
@@ -220,10 +220,16 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     if not users:
         raise ValueError("no training user interacted with a held-out product; raise --share")
 
+    # candidates: the held-out products plus every product of the training catalog that has no training
+    # interaction (cold too), so the task does not shrink to a handful of products on small catalogs
     U, I = cs.embed(new)
     u_idx = cs.ex.rec.user_index(users)
     n_items = len(cs.ex.rec.product_ids)
-    gnn = _recall_ndcg(U[u_idx] @ I[n_items:].T, relevant, k)
+    counts = torch.bincount(cs.ex.rec.train.items, minlength=n_items)
+    zero = torch.nonzero(counts == 0).flatten()
+    relevant = [[len(zero) + c for c in cols] for cols in relevant]
+    cand = torch.cat([I[zero], I[n_items:]])  # [C, d]
+    gnn = _recall_ndcg(U[u_idx] @ cand.T, relevant, k)
 
     enc = cs.encoder or TextEncoder(cfg.encoder, device="cpu")
     train_text = torch.from_numpy(enc(product_texts(train_cat)))  # [I, D], run product order = catalog order
@@ -231,19 +237,20 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
                                                    p.category_ids[0] if p.category_ids else None) for p in new]))
     hist = cs.ex.rec.train.dense(u_idx)  # [B, I] 0/1 training interactions
     profile = torch.nn.functional.normalize(hist @ train_text, dim=1)
-    text_knn = _recall_ndcg(profile @ cold_text.T, relevant, k)
+    text_knn = _recall_ndcg(profile @ torch.cat([train_text[zero], cold_text]).T, relevant, k)
     gen = torch.Generator().manual_seed(seed)
-    rand = _recall_ndcg(torch.rand(len(users), len(new), generator=gen), relevant, k)
+    rand = _recall_ndcg(torch.rand(len(users), cand.shape[0], generator=gen), relevant, k)
     return {"dataset": catalog.source, "model": cfg.model, "held_out_products": len(new),
             "held_out_share": share, "users_evaluated": len(users),
             "held_out_interactions": int(len(held)),
             "held_out_interactions_of_unknown_users": int(inter["product_id"].isin(cold_ids).sum() - len(held)),
-            "candidates": "the held-out products only", "k": k,
+            "candidates": int(cand.shape[0]), "candidates_without_interactions_in_training": int(len(zero)),
+            "k": k,
             "results": {cfg.model: {f"recall@{k}": gnn[0], f"ndcg@{k}": gnn[1]},
                         "text_knn": {f"recall@{k}": text_knn[0], f"ndcg@{k}": text_knn[1]},
                         "random": {f"recall@{k}": rand[0], f"ndcg@{k}": rand[1]}},
             "ignored_unknown_ids": cs.ignored, "seed": seed}
 
 
-def pd_isna(value) -> bool:
+def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
