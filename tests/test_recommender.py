@@ -94,7 +94,9 @@ def test_metrics_json_schema(tmp_path, small_demo):
     run_training(cfg, small_demo)
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"dataset", "split", "seed", "models"} <= set(m)
-    assert set(m["models"]) == {"hgt", "popularity", "itemknn"}
+    # the GNN, its served hybrid with KG path scores, the path scores alone, and the baselines
+    assert set(m["models"]) == {"hgt", "hgt+paths", "paths", "popularity", "itemknn"}
+    assert set(m["models"]["hgt+paths"]["weights"]) <= {"co_interacted", "text", "category", "brand"}
     for name, row in m["models"].items():
         assert {"val", "test", "epochs", "train_seconds"} <= set(row)
         assert {"recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10"} <= set(row["test"])
