@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from kgrec.loadtest import load_test
-from kgrec.neo4j.server import free_port
+from kgrec.loadtest import load_test, running_server
 from kgrec.recommend import Recommender
 
 
@@ -68,23 +63,10 @@ def in_process(sizes: list[int], queries: int = 1000, batch: int = 1024) -> list
 
 
 def http(run_dir: str, requests: int, concurrency: int) -> dict:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "serve", run_dir, "--port", str(port), "--quiet"],
-                            env=os.environ.copy())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
+    with running_server(run_dir) as base:
         users = Recommender.load(run_dir).user_ids
         load_test(base, users, requests=50, concurrency=concurrency)  # warm-up (lazy loads, caches)
         return load_test(base, users, requests=requests, concurrency=concurrency)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

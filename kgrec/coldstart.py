@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .explain import Explainer
+from .recommend import Recommender
 from .features import compose_text
 from .text import TextEncoder
 
@@ -53,14 +54,18 @@ class ColdStart:
     encoder: TextEncoder | None
     norm: dict
     ignored: dict = field(default_factory=dict)
+    _lookups: dict = field(default_factory=dict)  # node type → {catalog id: index}, built on first use
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "ColdStart":
-        ex = Explainer.load(run_dir)
-        graph = torch.load(Path(run_dir) / "graph.pt", map_location="cpu", weights_only=True)
+    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> "ColdStart":
+        return cls.from_explainer(Explainer.load(run_dir, rec))
+
+    @classmethod
+    def from_explainer(cls, ex: Explainer) -> "ColdStart":
+        """Share an explainer's rebuilt model and graph (no second copy in memory)."""
         cfg = ex.rec.config
         encoder = TextEncoder(cfg["encoder"], device="cpu") if cfg.get("text", True) else None
-        return cls(ex, encoder, graph.get("norm", {}))
+        return cls(ex, encoder, ex.rec.graph.get("norm", {}))
 
     # ------------------------------------------------------------------ building the extended graph
     def _stats_row(self, node_type: str, raw: np.ndarray) -> torch.Tensor:
@@ -70,8 +75,15 @@ class ColdStart:
             return torch.zeros(len(raw))
         return (torch.as_tensor(raw, dtype=torch.float32) - norm["mean"]) / norm["std"]
 
+    def _lookup(self, node_type: str) -> dict[str, int]:
+        if node_type not in self._lookups:
+            ids = self.ex.rec.ckpt["id_maps"].get(node_type, [])
+            self._lookups[node_type] = {v: i for i, v in enumerate(ids)}
+        return self._lookups[node_type]
+
     def _index(self, node_type: str, ids) -> list[int]:
-        lookup = {v: i for i, v in enumerate(self.ex.rec.ckpt["id_maps"].get(node_type, []))}
+        """Indices of the known ``ids``; unknown ones are counted in :attr:`ignored`."""
+        lookup = self._lookup(node_type)
         out = []
         for v in ids:
             if v in lookup:
@@ -87,7 +99,7 @@ class ColdStart:
         new users ``U..U+len(user_items)-1``.
         """
         x = dict(self.ex.x)
-        edges = {et: ei for et, ei in self.ex.edges.items()}
+        edges = dict(self.ex.edges)
         n_items, n_users = len(self.ex.rec.product_ids), len(self.ex.rec.user_ids)
         schema = self.ex.schema
 
@@ -157,7 +169,8 @@ class ColdStart:
         U, I = self.embed(user_items=[list(product_ids)])
         n_items = len(self.ex.rec.product_ids)
         scores = U[-1] @ I[:n_items].T
-        scores[self._index("product", product_ids)] = -float("inf")
+        lookup = self._lookup("product")
+        scores[[lookup[p] for p in product_ids if p in lookup]] = -float("inf")  # (unknown ids already counted)
         top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
         titles = self.ex.rec.ckpt["titles"]
         return [{"rank": r + 1, "product_id": self.ex.rec.product_ids[i], "title": titles[i], "score": float(s)}
@@ -165,16 +178,16 @@ class ColdStart:
 
 
 def _recall_ndcg(scores: torch.Tensor, relevant: list[list[int]], k: int) -> tuple[float, float]:
-    """``scores [B, C]`` over the cold candidates; ``relevant[b]`` the candidate columns of user b."""
-    top = scores.topk(min(k, scores.shape[1]), dim=1).indices.tolist()
-    recall, ndcg = [], []
-    for row, rel in zip(top, relevant):
-        rel = set(rel)
-        gains = [1.0 / np.log2(r + 2) for r, i in enumerate(row) if i in rel]
-        ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(rel), k)))
-        recall.append(len(gains) / len(rel))
-        ndcg.append(sum(gains) / ideal)
-    return float(np.mean(recall)), float(np.mean(ndcg))
+    """``scores [B, C]`` over the cold candidates; ``relevant[b]`` the candidate columns of user b.
+    Recall@k and NDCG@k by the project's full-ranking evaluation, with the candidates as the catalog."""
+    from .evaluate import evaluate_ranking
+    from .interactions import UserItems
+
+    users = torch.tensor([b for b, cols in enumerate(relevant) for _ in cols], dtype=torch.long)
+    items = torch.tensor([c for cols in relevant for c in cols], dtype=torch.long)
+    targets = UserItems(users, items, scores.shape[0], scores.shape[1])
+    m = evaluate_ranking(lambda batch: scores[batch], targets, [], ks=(k,))
+    return m[f"recall@{k}"], m[f"ndcg@{k}"]
 
 
 def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, catalog=None) -> dict:

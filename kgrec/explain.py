@@ -39,13 +39,14 @@ class Explainer:
     _out_adj: dict | None = None  # built once from ``edges``, reused by every path search
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Explainer":
+    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> "Explainer":
+        """Rebuild the model of ``run_dir``; pass its already loaded ``rec`` to avoid reading it twice."""
         from .models import GNN_MODELS, MODELS
 
-        rec = Recommender.load(run_dir)
+        rec = rec or Recommender.load(run_dir)
         if rec.model_name not in GNN_MODELS:
             raise ValueError(f"explanations need a GNN run (rgcn or hgt); this run's model is {rec.model_name}")
-        graph = torch.load(Path(run_dir) / "graph.pt", map_location="cpu", weights_only=True)
+        graph = rec.graph
         x = graph["x"]
         edges = {tuple(k.split("|")): v for k, v in graph["edge_index"].items()}
         from torch_geometric.data import HeteroData

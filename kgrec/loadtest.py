@@ -1,16 +1,58 @@
-"""A bounded HTTP load test for ``kgrec serve``: N requests from a few client threads, p50/p99 latency.
+"""A bounded HTTP load test for ``kgrec serve``: N requests from a few client threads, p50/p99 latency,
+and a context manager that runs the real server on a free loopback port.
 
 Used by ``benchmarks/serving.py`` and the API tests. Standard library only (urllib).
 """
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+
+
+@contextmanager
+def running_server(run_dir: str | Path, timeout: float = 120.0) -> Iterator[str]:
+    """Run ``kgrec serve RUN_DIR`` on a free loopback port; yields its base URL once ``/health`` answers.
+
+    Raises ``RuntimeError`` (with the server's stderr) when it exits or does not answer in ``timeout`` s.
+    """
+    from .neo4j.server import free_port
+
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "serve", str(run_dir), "--port", str(port),
+                                 "--quiet"], stdout=subprocess.DEVNULL, stderr=err, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(base + "/health", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None:
+                        err.seek(0)
+                        raise RuntimeError(f"kgrec serve exited: {err.read()[-3000:]}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"kgrec serve did not answer /health within {timeout:.0f} s") from None
+                    time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def post(base: str, path: str, body: dict | bytes, timeout: float = 60) -> tuple[int, dict | str]:

@@ -92,6 +92,9 @@ class Recommender:
         n_u, n_i = len(self.user_ids), len(self.product_ids)
         self.seen = UserItems(ckpt["seen_users"], ckpt["seen_items"], n_u, n_i)
         self.train = UserItems(ckpt["train_users"], ckpt["train_items"], n_u, n_i)
+        self._graph: dict | None = None  # graph.pt, loaded on first use
+        self._links: dict | None = None  # product → category/brand/tag sets, for reasons
+        self._item_users: tuple | None = None  # inverted index of the training interactions
         self.hybrid = None
         if "paths" in ckpt and any(ckpt["paths"]["weights"].values()):
             from .models.paths import HybridScorer, PathPrior
@@ -149,13 +152,19 @@ class Recommender:
         u, p = self.user_index(user_ids), self.product_index(product_ids)
         return self.score_matrix(u)[:, p].numpy()
 
+    @property
+    def graph(self) -> dict:
+        """The run's ``graph.pt`` (features, edges, feature norms), loaded once with ``weights_only``."""
+        if self._graph is None:
+            self._graph = torch.load(self.run_dir / "graph.pt", map_location="cpu", weights_only=True)
+        return self._graph
+
     # ------------------------------------------------------------------ reasons
     def _product_links(self) -> dict[str, dict[int, set[int]]]:
         """``{relation: {product index: {category/brand/tag index}}}`` from the run's graph."""
-        if getattr(self, "_links", None) is None:
-            graph = torch.load(self.run_dir / "graph.pt", map_location="cpu", weights_only=True)
+        if self._links is None:
             self._links = {}
-            for key, ei in graph["edge_index"].items():
+            for key, ei in self.graph["edge_index"].items():
                 src, rel, dst = key.split("|")
                 if src == "product" and rel in ("in_category", "made_by", "has_tag"):
                     table: dict[int, set[int]] = {}
@@ -185,15 +194,15 @@ class Recommender:
             support = sim[history][:, products]
         best = support.argmax(0).tolist()
         links = self._product_links()
-        kinds = {"in_category": ("category", "category"), "made_by": ("brand", "brand"), "has_tag": ("tag", "tag")}
+        kinds = {"in_category": "category", "made_by": "brand", "has_tag": "tag"}  # relation → node type
         out = []
         for p, b in zip(products, best):
             j = int(history[b])
             shared = ""
-            for rel, (node_type, word) in kinds.items():
+            for rel, node_type in kinds.items():
                 common = links.get(rel, {}).get(j, set()) & links.get(rel, {}).get(p, set())
                 if common:
-                    shared = f" (same {word}: {self.node_name(node_type, min(common))})"
+                    shared = f" (same {node_type}: {self.node_name(node_type, min(common))})"
                     break
             if not shared:
                 both = len(self._buyers(j) & self._buyers(p))
@@ -210,7 +219,7 @@ class Recommender:
 
     def _buyers(self, item: int) -> set[int]:
         """Training users of ``item`` (inverted index built on first use)."""
-        if getattr(self, "_item_users", None) is None:
+        if self._item_users is None:
             order = torch.argsort(self.train.items, stable=True)
             items, users = self.train.items[order], self.train.users[order]
             bounds = torch.searchsorted(items, torch.arange(len(self.product_ids) + 1))

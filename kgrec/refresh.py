@@ -52,17 +52,16 @@ def warm_start(model: torch.nn.Module, old_state: dict, old_ids: dict[str, list[
     return report
 
 
-def refresh_config(run_dir: str | Path, data: str, out: str | None = None, epochs: int = 20, patience: int = 5,
+def refresh_config(rec: Recommender, data: str, out: str | None = None, epochs: int = 20, patience: int = 5,
                    format: str | None = None, mapping: str | None = None, quiet: bool = False):
     """The old run's configuration pointed at the new export, with a short fine-tuning schedule."""
     from .pipeline import TrainConfig
 
-    rec = Recommender.load(run_dir)
     if rec.model_name not in GNN_MODELS:
         raise ValueError(f"refresh warm-starts a GNN run (rgcn or hgt); this run's model is {rec.model_name}: "
                          f"retrain it with 'kgrec train' (baselines fit in seconds)")
     cfg = TrainConfig.from_dict(rec.config)
-    return replace(cfg, data=data, neo4j=None, format=format, mapping=mapping, out=str(out or run_dir), baselines=(),
+    return replace(cfg, data=data, neo4j=None, format=format, mapping=mapping, out=str(out or rec.run_dir), baselines=(),
                    show_users=0, quiet=quiet, optim=replace(cfg.optim, epochs=epochs, patience=patience))
 
 
@@ -78,7 +77,7 @@ def refresh_run(run_dir: str | Path, data: str, out: str | None = None, epochs: 
     from .pipeline import run_training
 
     old = Recommender.load(run_dir)
-    cfg = refresh_config(run_dir, data, out, epochs, patience, format, mapping, quiet)
+    cfg = refresh_config(old, data, out, epochs, patience, format, mapping, quiet)
     old_state = old.ckpt["state_dict"]
     old_ids = old.ckpt["id_maps"]
     old_seen = int(old.ckpt["seen_users"].numel())

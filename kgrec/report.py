@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .models import GNN_MODELS
 from .recommend import Recommender
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
@@ -132,7 +133,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, users: int 
     run = Path(run_dir)
     rec = Recommender.load(run)
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    graph = torch.load(run / "graph.pt", map_location="cpu", weights_only=True)
+    graph = rec.graph
     gen = torch.Generator().manual_seed(seed)
     sampled = torch.randperm(len(rec.user_ids), generator=gen)[:sample]
     figures: list[tuple[str, object, str]] = [
@@ -145,10 +146,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, users: int 
         figures.append(("Review sentiment", sent, "sentiment"))
 
     explainer = None
-    if rec.model_name in ("rgcn", "hgt"):
+    if rec.model_name in GNN_MODELS:
         from .explain import Explainer
 
-        explainer = Explainer.load(run)
+        explainer = Explainer.load(run, rec)
     user_sections = []
     with_history = [u for u in sampled.tolist() if rec.train.of(u).numel() > 0][:users]
     for u in with_history:

@@ -8,8 +8,12 @@ score of a review is ``P(positive) − P(negative)`` in [-1, 1], defined for rev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -21,6 +25,14 @@ def rating_labels(ratings: np.ndarray, neg_max: float = 2.0, pos_min: float = 4.
     out[(ratings > neg_max) & (ratings < pos_min)] = 1
     out[ratings >= pos_min] = 2
     return out
+
+
+def class_weights(labels) -> "torch.Tensor":
+    """Inverse-frequency weights ``[3]`` (float32) for labels 0/1/2: ``n / (3 · n_c)``, 0 for absent classes."""
+    import torch
+
+    counts = torch.bincount(torch.as_tensor(labels), minlength=3).float()
+    return torch.where(counts > 0, counts.sum() / (3 * counts.clamp(min=1)), torch.zeros(3))
 
 
 @dataclass
@@ -57,7 +69,7 @@ def train_sentiment(emb: np.ndarray, labels: np.ndarray, seed: int = 0, epochs: 
     n_val = max(1, len(y) // 10)
     val, tr = perm[:n_val], perm[n_val:]
     counts = torch.bincount(y[tr], minlength=3).float()
-    class_w = torch.where(counts > 0, counts.sum() / (3 * counts.clamp(min=1)), torch.zeros(3))
+    class_w = class_weights(y[tr])
     head = torch.nn.Linear(x.shape[1], 3)
     torch.manual_seed(seed)
     torch.nn.init.zeros_(head.weight)

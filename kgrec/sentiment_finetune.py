@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .sentiment import LABELS, SentimentModel, macro_f1
+from .sentiment import LABELS, SentimentModel, class_weights, macro_f1
 from .text import DEFAULT_ENCODER, default_model_path
 
 METHODS = ("head", "lora", "full")
@@ -187,9 +187,9 @@ def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEF
         head.bias.data = torch.from_numpy(np.asarray(init.bias, dtype=np.float32)).clone()
     model = FineTunedSentiment(encoder.to(dev), tokenizer, head.to(dev), method, base, max_length, dev)
 
-    counts = np.bincount(y_all[tr], minlength=3).astype(np.float64)
-    class_w = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 0.0)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_w, dtype=torch.float32, device=dev))
+    counts = np.bincount(y_all[tr], minlength=3)
+    class_w = class_weights(y_all[tr])
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_w.to(dev))
     params = [p for p in encoder.parameters() if p.requires_grad]
     step_lr = lr if lr is not None else DEFAULT_LR[method]
     opt = torch.optim.AdamW([{"params": params, "lr": step_lr}, {"params": head.parameters(), "lr": 1e-3}],
@@ -203,12 +203,13 @@ def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEF
     def val_f1() -> float:
         return macro_f1(y_all[val], model.proba(val_texts).argmax(1))
 
-    def trainable_state() -> dict:
-        src = {**{f"enc.{k}": v for k, v in encoder.named_parameters() if v.requires_grad},
-               **{f"head.{k}": v for k, v in head.named_parameters()}}
-        return {k: v.detach().clone() for k, v in src.items()}
+    trainable = {**{f"enc.{k}": v for k, v in encoder.named_parameters() if v.requires_grad},
+                 **{f"head.{k}": v for k, v in head.named_parameters()}}
 
-    best, best_state, waited, history, step = val_f1(), None, 0, [], 0
+    def trainable_state() -> dict:
+        return {k: v.detach().clone() for k, v in trainable.items()}
+
+    best, waited, history, step = val_f1(), 0, [], 0
     best_state = trainable_state()
     history.append({"step": 0, "val_macro_f1": best})
     bar = None
@@ -249,15 +250,13 @@ def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEF
     if bar is not None:
         bar.close()
     with torch.no_grad():
-        named = {**{f"enc.{k}": v for k, v in encoder.named_parameters() if v.requires_grad},
-                 **{f"head.{k}": v for k, v in head.named_parameters()}}
         for k, v in best_state.items():
-            named[k].copy_(v)
+            trainable[k].copy_(v)
     encoder.eval()
     model.card = {
         "trained_on": {"reviews": int(len(tr)), "validation_reviews": int(len(val)),
                        "label_counts": {LABELS[i]: int(c) for i, c in enumerate(counts)}},
-        "class_weights": [float(w) for w in class_w],
+        "class_weights": class_w.tolist(),
         "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": step_lr, "head_lr": 1e-3,
                             "weight_decay": 0.01, "lora_rank": lora_rank if method == "lora" else None,
                             "seed": seed, "patience_evals": patience, "warm_start": init is not None},

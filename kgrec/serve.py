@@ -22,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
+from .models import GNN_MODELS
 from .recommend import Recommender
 
 MAX_K = 100
@@ -100,7 +101,7 @@ def create_app(run_dir: str | Path) -> FastAPI:
     """The API for one run folder. Heavy parts (explainer, cold start, search) load on first use."""
     rec = Recommender.load(run_dir)
     lazy: dict = {}
-    lock = threading.Lock()
+    lock = threading.RLock()  # re-entrant: the cold-start part builds on the explainer part
 
     def part(name: str):
         with lock:
@@ -108,11 +109,11 @@ def create_app(run_dir: str | Path) -> FastAPI:
                 if name == "explainer":
                     from .explain import Explainer
 
-                    lazy[name] = Explainer.load(run_dir)
+                    lazy[name] = Explainer.load(run_dir, rec)
                 elif name == "coldstart":
                     from .coldstart import ColdStart
 
-                    lazy[name] = ColdStart.load(run_dir)
+                    lazy[name] = ColdStart.from_explainer(part("explainer"))
                 elif name == "searcher":
                     from .search import Searcher, load_run_catalog
 
@@ -167,7 +168,7 @@ def create_app(run_dir: str | Path) -> FastAPI:
 
     @app.post("/explain")
     def explain(req: ExplainRequest) -> dict:
-        if rec.model_name not in ("rgcn", "hgt"):
+        if rec.model_name not in GNN_MODELS:
             raise HTTPException(400, f"explanations need a GNN run; this run's model is {rec.model_name}")
         ex = part("explainer")
         with lock:  # one explanation at a time: each runs dozens of forward passes over the whole graph

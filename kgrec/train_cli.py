@@ -133,7 +133,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         if args.user is None:
             raise ValueError("--new-products ranks new products for a known --user")
         products = [NewProduct.from_dict(r) for r in _read_new_products(args.new_products)]
-        scores = ColdStart.load(args.run_dir).score_new_products([args.user], products)[0]
+        scores = ColdStart.load(args.run_dir, rec).score_new_products([args.user], products)[0]
         order = np.argsort(-scores)[: args.k]
         rows = [{"rank": r + 1, "product_id": products[i].product_id, "title": products[i].title or "",
                  "score": float(scores[i]), "reason": "new product: scored from its text and catalog links"}
@@ -142,7 +142,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         from .coldstart import ColdStart
 
         picks = [p for p in args.products.split(",") if p]
-        rows = ColdStart.load(args.run_dir).recommend_new_user(picks, k=args.k)
+        rows = ColdStart.load(args.run_dir, rec).recommend_new_user(picks, k=args.k)
         for r in rows:
             r["reason"] = "for a new shopper, from the products they picked"
         who = None

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -76,23 +77,18 @@ LOSSES = {"bpr": lambda u, p, n, t: bpr_loss(u, p, n), "softmax": softmax_loss}
 
 def dist_info() -> tuple[int, int]:
     """``(rank, world size)`` of the torch.distributed group, ``(0, 1)`` when not distributed."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
-def _all_reduce_grads(model: torch.nn.Module, world: int) -> None:
-    """Average the gradients over the processes (one flat all-reduce)."""
-    import torch.distributed as dist
-
+def _sum_grads(model: torch.nn.Module) -> None:
+    """Sum the gradients over the processes (one flat all-reduce)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    flat /= world
     offset = 0
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
@@ -100,8 +96,6 @@ def _all_reduce_grads(model: torch.nn.Module, world: int) -> None:
 
 
 def _broadcast_float(value: float, device: torch.device) -> float:
-    import torch.distributed as dist
-
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(t, 0)
     return float(t.item())
@@ -117,9 +111,9 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     the weights of the best validation NDCG@10.
 
     Under ``torch.distributed`` (``torchrun``) with W processes, every process draws the same batch
-    and negatives (same seed), takes its 1/W slice of the batch, and the gradients are averaged with
-    one all-reduce, weighted so that the update equals the single-process one up to floating-point
-    summation order. The graph is replicated: each process runs the full-graph forward. Validation
+    and negatives (same seed), takes its 1/W slice of the batch with a loss weighted by the slice's share,
+    and the gradients are summed with one all-reduce, so the update equals the single-process one up
+    to floating-point summation order. The graph is replicated: each process runs the full-graph forward. Validation
     runs on rank 0 only and its NDCG@10 is broadcast, so every process stops at the same epoch.
     """
     rank, world = dist_info()
@@ -154,14 +148,12 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
                 loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature) * (b.numel() / n_batch)
                 loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / n_batch
             opt.zero_grad(set_to_none=True)
-            (loss * world).backward()  # the all-reduce averages: world × (this slice's share) sums to the batch loss
-            if world > 1:
-                _all_reduce_grads(model, world)
+            loss.backward()
+            if world > 1:  # the slices' shares sum to the batch loss, so their gradients sum to its gradient
+                _sum_grads(model)
             opt.step()
             batch_loss = loss.detach()
             if world > 1:
-                import torch.distributed as dist
-
                 dist.all_reduce(batch_loss)  # the slices' shares sum to the batch loss
             total += float(batch_loss) * n_batch
         epoch_s = time.perf_counter() - t0

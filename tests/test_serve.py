@@ -2,41 +2,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
-from conftest import REPO
-from kgrec.loadtest import load_test, post
-from kgrec.neo4j.server import free_port
+from kgrec.loadtest import load_test, post, running_server
 
 
 @pytest.fixture(scope="module")
 def api(demo_run):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "serve", str(demo_run), "--port", str(port), "--quiet"],
-                            cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"kgrec serve exited: {proc.stderr.read()}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("kgrec serve did not answer /health within 120 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server(demo_run, timeout=120) as base:
+        yield base
 
 
 def _no_trace(body) -> None:

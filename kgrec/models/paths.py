@@ -34,8 +34,6 @@ def _z(x: Tensor) -> Tensor:
 
 def _incidence(products: Tensor, nodes: Tensor, n_items: int) -> Tensor:
     """``[I, K]`` sparse CSR product→node incidence, column weights 1/sqrt(node size) (so C Cᵀ = Σ 1/|c|)."""
-    if products.numel() == 0:
-        return torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (n_items, 1)).to_sparse_csr()
     k = int(nodes.max()) + 1
     size = torch.bincount(nodes, minlength=k).float()
     vals = size[nodes].rsqrt()
@@ -47,11 +45,13 @@ class PathPrior:
 
     def __init__(self, history: UserItems, co_sim: Tensor | None = None, text: Tensor | None = None,
                  category: Tensor | None = None, brand: Tensor | None = None):
-        """``co_sim``: sparse ``[I, I]`` (row j: products similar to j); ``text``: ``[I, D]`` unit rows;
-        ``category``/``brand``: sparse ``[I, K]`` incidences (see :func:`_incidence`)."""
+        """``co_sim``: sparse ``[I, I]``, ``co_sim[i, j] = cos(i, j)`` for j among i's neighbours;
+        ``text``: ``[I, D]`` unit rows; ``category``/``brand``: sparse ``[I, K]`` incidences (see
+        :func:`_incidence`)."""
         self.history = history
         self.parts = {k: v for k, v in (("co_interacted", co_sim), ("text", text), ("category", category),
                                         ("brand", brand)) if v is not None}
+        self._transposed: dict[str, Tensor] = {}  # Cᵀ of the incidences, built on first use
 
     @classmethod
     def build(cls, history: UserItems, text: Tensor | None, edges: dict[str, tuple[Tensor, Tensor]],
@@ -67,25 +67,23 @@ class PathPrior:
         inc = {k: _incidence(*edges[k], n) for k in ("category", "brand") if k in edges and edges[k][0].numel()}
         return cls(history, co, text, inc.get("category"), inc.get("brand"))
 
-    def scores(self, users: Tensor) -> dict[str, Tensor]:
-        """``users [B]`` → ``{relation: P_r [B, I]}``."""
+    def scores(self, users: Tensor, names=None) -> dict[str, Tensor]:
+        """``users [B]`` → ``{relation: P_r [B, I]}`` for ``names`` (default: every relation)."""
         hist = self.history.dense(users)  # [B, I]
         out = {}
         for name, m in self.parts.items():
+            if names is not None and name not in names:
+                continue
             if name == "text":  # (H E) Eᵀ
                 out[name] = (hist @ m) @ m.T
             elif name == "co_interacted":  # m[i, j] = sim(i, j) for j among i's neighbours: (M Hᵀ)ᵀ
                 out[name] = torch.sparse.mm(m, hist.t()).t()
             else:  # incidence C [I, K]: (H C) Cᵀ = (C (Cᵀ Hᵀ))ᵀ
-                per_node = torch.sparse.mm(self._transposed(name), hist.t())  # [K, B]
+                if name not in self._transposed:
+                    self._transposed[name] = m.to_sparse_coo().t().coalesce().to_sparse_csr()
+                per_node = torch.sparse.mm(self._transposed[name], hist.t())  # [K, B]
                 out[name] = torch.sparse.mm(m, per_node).t()
         return out
-
-    def _transposed(self, name: str) -> Tensor:
-        cache = self.__dict__.setdefault("_t", {})
-        if name not in cache:
-            cache[name] = self.parts[name].to_sparse_coo().t().coalesce().to_sparse_csr()
-        return cache[name]
 
     def state(self) -> dict:
         """Plain tensors for a ``weights_only`` checkpoint."""
@@ -118,9 +116,10 @@ class HybridScorer:
 
     def __call__(self, users: Tensor) -> Tensor:
         out = _z(self.base(users).float()) if self.base is not None else 0.0
-        parts = self.prior.scores(users)
-        for name, w in self.weights.items():
-            if w and name in parts:
+        used = {name: w for name, w in self.weights.items() if w}
+        parts = self.prior.scores(users, used)  # zero-weighted relations are not computed
+        for name, w in used.items():
+            if name in parts:
                 out = out + w * _z(parts[name])
         return out
 
