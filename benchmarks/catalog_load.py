@@ -6,7 +6,6 @@ format, load it back through the generic loader (validation included). Prints ti
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_report import markdown_table, save
 from kgrec.loaders import load_catalog
 
 
@@ -42,13 +42,13 @@ def main() -> None:
     result = {"interactions": n, "products": len(cat.products), "users": len(cat.users),
               "generate_s": gen_s, "write_generic_s": write_s, "load_generic_s": load_s,
               "load_rows_per_s": n / load_s, "load_process_peak_rss_mb": child_rss}
-    print(f"{'step':<28}{'seconds':>10}")
-    for k in ("generate_s", "write_generic_s", "load_generic_s"):
-        print(f"{k:<28}{result[k]:>10.1f}")
-    print(f"{n:,} interactions; load {result['load_rows_per_s']:,.0f} rows/s; "
-          f"peak RSS of the loading process {child_rss:.0f} MB")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    table = markdown_table(["step", "result"], [
+        ["generate the demo catalog", f"{gen_s:.1f} s"], ["write it in the generic export format", f"{write_s:.1f} s"],
+        ["**load it back (fresh process)**", f"**{load_s:.1f} s, {n / load_s:,.0f} rows/s, "
+                                             f"peak RSS {child_rss:,.0f} MB**"]])
+    save(args.out, result, "Catalog load",
+         f"Demo catalog at scale {args.scale:g}: {n:,} interactions, {len(cat.users):,} users, "
+         f"{len(cat.products):,} products.\n\n{table}")
 
 
 if __name__ == "__main__":

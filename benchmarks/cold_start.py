@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_report import markdown_table, save
 from kgrec.coldstart import evaluate_cold_start
 from kgrec.pipeline import TrainConfig
 
@@ -40,17 +41,19 @@ def main() -> None:
                 res["dataset_name"] = name
                 rows.append(res)
                 print(f"{name} seed {seed}: {json.dumps(res['results'])}", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    print(f"\n{'dataset':<11}{'seed':>5}{'held out':>10}{'cands':>7}{'users':>7}  "
-          f"{'model R@20':>11}{'text-kNN R@20':>15}{'random R@20':>13}{'model N@20':>12}{'text N@20':>11}")
+    table = []
     for r in rows:
         res = r["results"]
         m = res[r["model"]]
-        print(f"{r['dataset_name']:<11}{r['seed']:>5}{r['held_out_products']:>10}{r['candidates']:>7}{r['users_evaluated']:>7}  "
-              f"{m['recall@20']:>11.4f}{res['text_knn']['recall@20']:>15.4f}{res['random']['recall@20']:>13.4f}"
-              f"{m['ndcg@20']:>12.4f}{res['text_knn']['ndcg@20']:>11.4f}")
-    print(f"\nwrote {args.out}")
+        table.append([r["dataset_name"], r["seed"], r["held_out_products"], f"{r['candidates']:,}", r["users_evaluated"],
+                      f"{m['recall@20']:.3f}", f"{res['text_knn']['recall@20']:.3f}", f"{res['random']['recall@20']:.3f}",
+                      f"{m['ndcg@20']:.4f}", f"{res['text_knn']['ndcg@20']:.4f}", f"{r['seconds']:.0f}"])
+    save(args.out, rows, "Cold start",
+         f"{args.share:.0%} of the interacted products held out of training entirely, folded in from their text and "
+         f"catalog edges without retraining ({args.model}), and ranked among every product without training "
+         "interactions for every training user who interacted with them.\n\n" + markdown_table(
+             ["dataset", "seed", "held out", "candidates", "users", "GNN R@20", "text-kNN R@20", "random R@20",
+              "GNN NDCG@20", "text-kNN NDCG@20", "seconds"], table))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ path of the same length. Prints the rate and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
 
+from bench_report import markdown_table, save
 from kgrec.explain import Explainer
 
 
@@ -46,10 +46,12 @@ def main() -> None:
         total += 1
     rate = wins / total if total else float("nan")
     result = {"pairs": total, "top_beats_random": wins, "rate": rate, "seconds": time.perf_counter() - t0}
-    print(f"pairs {total}: the top explanation's edges lower the score more than a random same-length path's "
-          f"in {wins} ({rate:.1%}); {result['seconds']:.0f}s")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    table = markdown_table(["run", "pairs", "top explanation beats a random same-length path", "seconds"],
+                           [[f"`{args.run_dir}` ({ex.rec.model_name})", total, f"**{wins} ({rate:.1%})**",
+                             f"{result['seconds']:.0f}"]])
+    save(args.out, result, "Explanation faithfulness",
+         "For sampled (user, top-1 recommendation) pairs: does removing the edges of the top-ranked explanation "
+         "lower the model's score more than removing those of a random path of the same length?\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import time
 from pathlib import Path
 
+from bench_report import markdown_table, save
 from kgrec.pipeline import TrainConfig, run_training
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +34,11 @@ def main() -> None:
     ap.add_argument("--models", default="rgcn,hgt", help="GNNs to train (baselines always run)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--ablations", action="store_true")
+    ap.add_argument("--neighbours", help="also train R-GCN on neighbour-sampled mini-batches with these fan-outs "
+                                         "(e.g. 10,10; needs pyg-lib or torch-sparse): the rgcn-sampled rows")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--runs", default="/tmp/kgrec-bench", help="where the run folders go: RUNS/DATASET/MODEL/SEED")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict = {}
@@ -48,12 +51,18 @@ def main() -> None:
         runs = [(m, {}, True) for m in args.models.split(",")]
         if args.ablations:
             runs += [(name, over, False) for name, over in ABLATIONS.items()]
+        if args.neighbours:
+            from kgrec.sampling import parse_fanout, require_neighbour_sampler
+
+            require_neighbour_sampler()
+            optim = dataclasses.replace(TrainConfig().optim, neighbours=parse_fanout(args.neighbours))
+            runs.append(("rgcn-sampled", {"optim": optim}, False))
         for seed in seeds:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
                 baselines = ("popularity", "itemknn", "lightgcn") if (with_baselines and i == 0) else ()
                 cfg = dataclasses.replace(TrainConfig(), data=str(source), model=model, baselines=baselines, seed=seed,
-                                          device=args.device, out=f"/tmp/kgrec-bench/{ds}/{name}/{seed}", quiet=True, **over)
+                                          device=args.device, out=f"{args.runs}/{ds}/{name}/{seed}", quiet=True, **over)
                 t0 = time.perf_counter()
                 metrics = run_training(cfg)
                 for mname, m in metrics["models"].items():
@@ -63,11 +72,14 @@ def main() -> None:
                     rows.setdefault(key, []).append({**m["test"], "epochs": m["epochs"], "train_seconds": m["train_seconds"]})
                 print(f"{ds} seed {seed} {name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
         results[ds] = {k: _summary(v) for k, v in rows.items()}
-        _print(ds, results[ds], len(seeds))
-        out = Path(args.out)  # written after every dataset, so a long run keeps what it finished
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"seeds": seeds, "results": results}, indent=2), encoding="utf-8")
-        print(f"wrote {out}")
+        # written after every dataset, so a long run keeps what it finished
+        save(args.out, {"seeds": seeds, "results": results}, "Quality",
+             "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()))
+
+
+LABELS = {"rgcn+paths": "**R-GCN + paths (kgrec default)**", "hgt+paths": "HGT + paths", "paths": "paths alone (no GNN)",
+          "rgcn": "R-GCN alone", "hgt": "HGT alone", "itemknn": "item-kNN", "lightgcn": "LightGCN (PyG)",
+          "popularity": "popularity"}
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -78,12 +90,26 @@ def _summary(runs: list[dict]) -> dict:
     return out
 
 
-def _print(ds: str, table: dict, n: int) -> None:
-    print(f"\n{ds}: test metrics, full ranking, mean ± std over {n} seed(s)")
-    print(f"{'model':<20}" + "".join(f"{m:>18}" for m in METRICS[:4]) + f"{'train s':>10}")
-    for name, row in sorted(table.items(), key=lambda kv: -kv[1]["ndcg@10"]["mean"]):
-        cells = "".join(f"{row[m]['mean']:>11.4f} ±{row[m]['std']:.4f}" for m in METRICS[:4])
-        print(f"{name:<20}{cells}{row['train_seconds']['mean']:>10.1f}")
+def _markdown(ds: str, table: dict, n: int) -> str:
+    """One dataset's table, best NDCG@10 first; ablation rows (``rgcn-no-*``) after the models."""
+    def label(name: str) -> str:
+        for prefix, what in (("rgcn-no-text", "ablation: {} without product text"),
+                             ("rgcn-no-sentiment", "ablation: {} without sentiment"),
+                             ("rgcn-no-kg", "ablation: {} without KG relations"),
+                             ("rgcn-sampled", "{}, neighbour-sampled mini-batches")):
+            if name.startswith(prefix):
+                base = LABELS[name.replace(prefix, "rgcn")].replace("**", "").replace(" (kgrec default)", "")
+                return what.format(base)
+        return LABELS.get(name, name)
+
+    def cell(row: dict, m: str) -> str:
+        return f"{row[m]['mean']:.4f}" + (f" ± {row[m]['std']:.4f}" if row[m]["n"] > 1 and row[m]["std"] > 0 else "")
+
+    order = sorted(table, key=lambda k: ("-no-" in k, "-sampled" in k, -table[k]["ndcg@10"]["mean"]))
+    rows = [[label(k)] + [cell(table[k], m) for m in METRICS[:4]] + [f"{table[k]['train_seconds']['mean']:.1f}"]
+            for k in order]
+    return (f"**{ds}**: test metrics, full ranking, mean ± std over {n} seed(s) (no ± where the model "
+            f"is deterministic or ran once).\n\n" + markdown_table(["model", *METRICS[:4], "train s"], rows))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ evaluated on the same split of the whole export. Prints test NDCG@10 / Recall@10
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench_report import markdown_table, save
 from kgrec.loaders import load_catalog
 from kgrec.pipeline import TrainConfig, run_training
 from kgrec.refresh import refresh_run
@@ -47,16 +47,17 @@ def main() -> None:
                            "plain_gnn_ndcg@10": ref["models"]["rgcn"]["test"]["ndcg@10"],
                            "epochs": ref["models"]["rgcn"]["epochs"], "seconds": time.perf_counter() - t0,
                            "new_users": ref["refresh"]["new_users"], "new_products": ref["refresh"]["new_products"]}
-    print(f"{'':<26}{'NDCG@10':>9}{'Recall@10':>11}{'GNN only':>10}{'epochs':>8}{'seconds':>9}")
-    for name in ("full retrain", "refresh"):
-        r = rows[name]
-        print(f"{name:<26}{r['ndcg@10']:>9.4f}{r['recall@10']:>11.4f}{r['plain_gnn_ndcg@10']:>10.4f}"
-              f"{r['epochs']:>8}{r['seconds']:>9.1f}")
-    ratio = rows["refresh"]["ndcg@10"] / rows["full retrain"]["ndcg@10"]
-    print(f"refresh / full NDCG@10 = {ratio:.3f}; time {rows['refresh']['seconds'] / rows['full retrain']['seconds']:.2f}× "
-          f"of the retrain; {rows['refresh']['new_users']} new users, {rows['refresh']['new_products']} new products")
-    Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
-    print(f"wrote {args.out}")
+    table = [[name, f"{r['ndcg@10']:.4f}", f"{r['recall@10']:.4f}", f"{r['plain_gnn_ndcg@10']:.4f}", r["epochs"],
+              f"{r['seconds']:.1f}"] for name, r in rows.items() if name != "initial run (first 90 %)"]
+    full, ref = rows["full retrain"], rows["refresh"]
+    save(args.out, {"args": vars(args), "rows": rows}, "Refresh vs full retrain",
+         f"`{args.data}` (seed {args.seed}): a run trained on the first {args.share:.0%} of interactions by time is "
+         f"refreshed with the whole export (`kgrec refresh`: {ref['new_users']} new users, {ref['new_products']} new "
+         "products), next to a full retrain on it; both on the same split of the whole export.\n\n"
+         + markdown_table(["", "NDCG@10 (served)", "Recall@10", "NDCG@10 (GNN alone)", "epochs", "seconds"], table)
+         + f"\n\nRefresh / retrain: {ref['ndcg@10'] / full['ndcg@10']:.3f} of the served NDCG@10, "
+           f"{ref['plain_gnn_ndcg@10'] / full['plain_gnn_ndcg@10']:.3f} of the GNN-alone NDCG@10, in "
+           f"{ref['seconds'] / full['seconds']:.2f}× the time.")
 
 
 if __name__ == "__main__":

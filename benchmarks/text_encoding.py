@@ -6,13 +6,13 @@ cold vs warm cache, and agreement of the embeddings (cosine). Prints a table, wr
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from bench_report import markdown_table, save
 from kgrec.features import product_texts
 from kgrec.loaders import load_catalog
 from kgrec.text import TextEncoder, default_model_path
@@ -46,14 +46,15 @@ def main() -> None:
               "kgrec_cold_texts_per_s": len(texts) / cold, "kgrec_warm_texts_per_s": len(texts) / warm,
               "warm_speedup": cold / warm, "sentence_transformers_texts_per_s": len(texts) / st_s,
               "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
-    print(f"{'encoder':<36}{'texts/s':>12}")
-    print(f"{'kgrec TextEncoder (cold cache)':<36}{result['kgrec_cold_texts_per_s']:>12.1f}")
-    print(f"{'kgrec TextEncoder (warm cache)':<36}{result['kgrec_warm_texts_per_s']:>12.1f}")
-    print(f"{'sentence-transformers encode':<36}{result['sentence_transformers_texts_per_s']:>12.1f}")
-    print(f"warm/cold speed-up {result['warm_speedup']:.0f}x; cosine(kgrec, ST) min {result['cosine_min']:.6f}")
     assert result["cosine_min"] > 0.999, "embeddings disagree with sentence-transformers"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    table = markdown_table(["encoder", "texts/s"], [
+        ["kgrec TextEncoder, cold cache", f"{result['kgrec_cold_texts_per_s']:,.1f}"],
+        ["kgrec TextEncoder, warm cache", f"{result['kgrec_warm_texts_per_s']:,.0f}"],
+        ["sentence-transformers `encode`", f"{result['sentence_transformers_texts_per_s']:,.1f}"]])
+    save(args.out, result, "Text encoding",
+         f"{len(texts):,} demo product texts, {result['threads']} torch threads, same model and batch size.\n\n{table}\n\n"
+         f"Agreement: cosine(kgrec, sentence-transformers) min {result['cosine_min']:.6f}, "
+         f"mean {result['cosine_mean']:.6f}.")
 
 
 if __name__ == "__main__":

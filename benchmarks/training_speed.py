@@ -1,83 +1,144 @@
-"""Training speed: seconds per epoch of R-GCN / HGT vs PyG's LightGCN on the same demo graph, at
-several sizes, on CPU and (when present) CUDA with bf16, with peak memory. Prints a table, writes JSON.
-This is also the prepared GPU script:
+"""Training speed: seconds per epoch and peak memory of R-GCN / HGT vs PyG's LightGCN on the same demo
+graph, at several sizes, on CPU and (when present) CUDA with bf16, full-graph and (with
+``--neighbours``, when pyg-lib or torch-sparse is importable) neighbour-sampled R-GCN. Prints a
+table, writes JSON. This is also the prepared GPU script:
 
-    .venv/bin/python benchmarks/training_speed.py --scales 65,650 --devices cuda,cpu --epochs 2   # ≈1M / 10M edges
+    .venv/bin/python benchmarks/training_speed.py --scales 6.5,65,650 --devices cuda,cpu   # ≈0.1M / 1M / 10M interactions
 
-Each measurement builds the graph once (text features off: this measures message passing and the
-optimiser, not the encoder), then times ``--epochs`` full epochs after one warm-up epoch.
+Each size's graph is built once (text features off: this measures message passing and the optimiser,
+not the encoder). Each row runs one warm-up step, then times one full epoch of the kgrec trainer
+(batch ``--batch-size`` training edges, 64 negatives each). Peak memory is per row: CUDA's peak
+allocated bytes, or on CPU the process's peak resident set (VmHWM), reset before the row, so the
+graph itself is included.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import resource
+import time
 from pathlib import Path
 
 import torch
 
+from bench_report import markdown_table, save
 from kgrec.loaders import load_catalog
-from kgrec.pipeline import TrainConfig, build_model, prepare
+from kgrec.pipeline import TrainConfig, build_model, neighbour_batches, prepare
 from kgrec.training import OptimConfig, train_embedding_model
 
 
-def measure(prep, name: str, device: torch.device, epochs: int, cfg: TrainConfig) -> dict:
+def _reset_peak() -> None:
+    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+class _Limited:
+    """The first ``steps`` batches of an epoch (for the warm-up)."""
+
+    def __init__(self, batches, steps: int):
+        self.batches, self.steps = batches, steps
+
+    def __iter__(self):
+        for i, b in enumerate(self.batches):
+            if i >= self.steps:
+                return
+            yield b
+
+
+def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
+    _reset_peak()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     model = build_model(name, prep, cfg).to(device)
+    batches = None
     if name == "lightgcn":
         model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         inputs: tuple = ()
     else:
+        if cfg.optim.neighbours is not None:
+            batches = neighbour_batches(prep, cfg, device)
         data = prep.data.to(device)
         inputs = (data.x_dict, data.edge_index_dict)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     opt = dataclasses.replace(cfg.optim, epochs=1, patience=10**9)
-    train_embedding_model(model, inputs, prep.train_users, prep.train_items, prep.val_index, [prep.train_index],
-                          prep.train_index.n_items, prep.item_category, opt, 0, device)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(epochs):
+
+    def epoch(limit: int | None = None) -> dict:
+        from kgrec.training import FullGraphBatches
+
+        b = batches if batches is not None else FullGraphBatches(
+            inputs, prep.train_users, prep.train_items, prep.train_index.n_items, prep.item_category, opt,
+            torch.Generator().manual_seed(0))
+        t0 = time.perf_counter()
         info = train_embedding_model(model, inputs, prep.train_users, prep.train_items, prep.val_index,
-                                     [prep.train_index], prep.train_index.n_items, prep.item_category, opt, 0, device)
+                                     [prep.train_index], prep.train_index.n_items, prep.item_category, opt, 0,
+                                     device, batches=_Limited(b, limit) if limit else b)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(info["curve"][-1]["epoch_seconds"])
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"epoch_seconds": sum(times) / len(times), "peak_gib": peak}
+        return {"epoch_seconds": info["curve"][-1]["epoch_seconds"], "with_validation": time.perf_counter() - t0}
+
+    epoch(limit=1)  # warm-up: one step (allocator, kernels, lazy imports) and one validation pass
+    timed = epoch()
+    steps = -(-prep.train_users.numel() // opt.batch_size)
+    return {"epoch_seconds": timed["epoch_seconds"], "steps": steps, "peak_gib": _peak_gib(device)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scales", default="6.5,65", help="demo scales (65 ≈ 1M interactions)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", default="6.5,65", help="demo scales (6.5 ≈ 0.1M, 65 ≈ 1M, 650 ≈ 10M interactions)")
     ap.add_argument("--models", default="rgcn,hgt,lightgcn")
     ap.add_argument("--devices", default="cpu")
-    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=65536)
+    ap.add_argument("--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "training_speed.json"))
     args = ap.parse_args()
     rows = []
+    variants = [(m, None) for m in args.models.split(",")]
+    if args.neighbours:
+        from kgrec.sampling import parse_fanout, require_neighbour_sampler
+
+        require_neighbour_sampler()
+        variants.append(("rgcn", parse_fanout(args.neighbours)))
     for scale in (float(s) for s in args.scales.split(",")):
-        cfg = TrainConfig(data="demo", scale=scale, text=False, sentiment=False, quiet=True,
-                          optim=OptimConfig(batch_size=args.batch_size))
+        t0 = time.perf_counter()
         catalog = load_catalog("demo", scale=scale)
-        prep = prepare(cfg, catalog)
-        n_edges = int(prep.data.num_edges)
+        base = TrainConfig(data="demo", scale=scale, text=False, sentiment=False, quiet=True, paths=False,
+                           optim=OptimConfig(batch_size=args.batch_size))
+        prep = prepare(base, catalog)
+        n_edges, n_int = int(prep.data.num_edges), len(catalog.interactions)
+        print(f"scale {scale:g}: {n_int:,} interactions, {n_edges:,} message-passing edges, "
+              f"built in {time.perf_counter() - t0:.0f} s", flush=True)
+        del catalog
         for device in args.devices.split(","):
             if device == "cuda" and not torch.cuda.is_available():
                 print("skip cuda: torch sees no GPU")
                 continue
-            for name in args.models.split(","):
-                r = measure(prep, name, torch.device(device), args.epochs, cfg)
-                row = {"scale": scale, "interactions": len(catalog.interactions), "graph_edges": n_edges,
-                       "model": name, "device": device, **r}
+            for name, fanout in variants:
+                cfg = dataclasses.replace(base, optim=dataclasses.replace(base.optim, neighbours=fanout))
+                r = measure(prep, name, torch.device(device), cfg)
+                label = name + (f" sampled {','.join(map(str, fanout))}" if fanout else "")
+                row = {"scale": scale, "interactions": n_int, "graph_edges": n_edges, "model": label,
+                       "device": device, "batch_size": args.batch_size, **r}
                 rows.append(row)
-                print(f"{scale:>6} {len(catalog.interactions):>10,} int {n_edges:>11,} edges {name:>9} {device:>5}: "
-                      f"{r['epoch_seconds']:8.2f} s/epoch  peak {r['peak_gib']:.2f} GiB", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+                print(f"{n_int:>11,} interactions {label:>20} {device:>5}: {r['epoch_seconds']:8.2f} s/epoch "
+                      f"({r['steps']} steps), peak {r['peak_gib']:.2f} GiB", flush=True)
+                prep.data = prep.data.cpu()
+    table = [[f"{r['interactions']:,}", f"{r['graph_edges']:,}", r["model"], r["device"],
+              f"{r['epoch_seconds']:.2f}", r["steps"], f"{r['peak_gib']:.2f} GiB"] for r in rows]
+    save(args.out, rows, "Training speed",
+         f"Demo catalogs, text features off, batch {args.batch_size:,} training edges with 64 negatives each; one "
+         "warm-up step, then one timed epoch. Full-graph rows run message passing over the whole graph at every "
+         "step; \"sampled\" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the "
+         "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
+         + markdown_table(["interactions", "graph edges", "model", "device", "s/epoch", "steps", "peak memory"], table))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 catalog → split → features → HeteroData → chosen model + baselines → metrics, checkpoint, report."""
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -60,7 +61,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         raw = dict(raw)
-        raw["optim"] = OptimConfig(**raw.get("optim", {}))
+        optim = dict(raw.get("optim", {}))
+        if optim.get("neighbours") is not None:
+            optim["neighbours"] = tuple(optim["neighbours"])
+        raw["optim"] = OptimConfig(**optim)
         for key in ("baselines", "relations"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
@@ -153,19 +157,36 @@ def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device,
     embed_inputs: tuple = ()
     if name in TRAINED_MODELS:
         model = model.to(device)
+        batches = None
         if name in GNN_MODELS:
+            if cfg.optim.neighbours is not None:
+                batches = neighbour_batches(prep, cfg, device)
             data = prep.data.to(device)
             embed_inputs = (data.x_dict, data.edge_index_dict)
         else:
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         info = train_embedding_model(model, embed_inputs, prep.train_users, prep.train_items, prep.val_index,
                                      [prep.train_index], prep.train_index.n_items, prep.item_category, cfg.optim,
-                                     cfg.seed, device, writer=writer, tag=name, progress=not cfg.quiet)
+                                     cfg.seed, device, writer=writer, tag=name, progress=not cfg.quiet,
+                                     batches=batches)
     else:
         model.fit(prep.train_users, prep.train_items)
         info = {"epochs": 0}
     info["train_seconds"] = time.perf_counter() - t0
     return model, info, embed_inputs
+
+
+def neighbour_batches(prep: Prepared, cfg: TrainConfig, device: torch.device):
+    """Neighbour-sampled training batches over the prepared graph (``cfg.optim.neighbours`` fan-outs)."""
+    from .sampling import NeighbourBatches
+    from .schema import load_schema
+
+    fanout = cfg.optim.neighbours
+    if len(fanout) != cfg.layers:
+        raise ValueError(f"--neighbours gives {len(fanout)} fan-outs for a {cfg.layers}-layer model; "
+                         f"give one per layer (e.g. {','.join(['10'] * cfg.layers)})")
+    return NeighbourBatches(copy.copy(prep.data).cpu(), load_schema().target.triple, prep.train_users, prep.train_items,
+                            fanout, cfg.optim.batch_size, cfg.optim.negatives, cfg.seed, device)
 
 
 def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
@@ -217,6 +238,10 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
     """
     if cfg.model not in MODELS:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    if cfg.optim.neighbours is not None:  # fail before hours of feature work, not after
+        from .sampling import require_neighbour_sampler
+
+        require_neighbour_sampler()
     rank, world, dist_device = _init_distributed(cfg)
     main = rank == 0
     if not main:

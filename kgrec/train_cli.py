@@ -42,6 +42,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--loss", choices=["softmax", "bpr"], default="softmax", help="sampled softmax (default) or BPR")
+    p.add_argument("--neighbours", metavar="F1,F2",
+                   help="GNN mini-batches on neighbour-sampled subgraphs, fan-out per layer (e.g. 10,10); "
+                        "needs pyg-lib or torch-sparse (default: full-graph message passing)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -58,6 +61,11 @@ def config_from_args(args: argparse.Namespace):
         unknown = sorted(set(relations) - names)
         if unknown:
             raise ValueError(f"unknown relations {unknown}; choose from {', '.join(sorted(names))}, or 'none'")
+    neighbours = None
+    if args.neighbours:
+        from .sampling import parse_fanout
+
+        neighbours = parse_fanout(args.neighbours)
     baselines = tuple(b for b in args.baselines.split(",") if b)
     unknown = [b for b in baselines if b not in MODEL_NAMES]
     if unknown:
@@ -68,7 +76,8 @@ def config_from_args(args: argparse.Namespace):
         encoder=args.encoder, text=not args.no_text, sentiment=not args.no_sentiment,
         sentiment_method=args.sentiment, paths=not args.no_paths, relations=relations,
         id_embeddings=args.id_embeddings, hidden=args.hidden, layers=args.layers,
-        optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss), quiet=args.quiet)
+        optim=OptimConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, loss=args.loss,
+                          neighbours=neighbours), quiet=args.quiet)
 
 
 def metrics_table(metrics: dict) -> str:

@@ -28,6 +28,8 @@ class OptimConfig:
     eval_every: int = 1
     loss: str = "softmax"  # bpr | softmax (sampled softmax over the positive and its negatives)
     temperature: float = 1.0  # softmax temperature
+    # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
+    neighbours: tuple[int, ...] | None = None
 
 
 class NegativeSampler:
@@ -101,61 +103,99 @@ def _broadcast_float(value: float, device: torch.device) -> float:
     return float(t.item())
 
 
+@dataclass
+class Batch:
+    """One optimiser step's inputs on this process.
+
+    ``model.embed(*inputs)`` gives ``(U, I)``; the step's examples are users ``U[users] [B]``, positive
+    products ``I[pos] [B]`` and negatives ``I[neg] [B, k]``. ``share`` is this process's fraction of the
+    step's loss (1.0 on one process) and ``size`` the number of examples in the step over all processes.
+    """
+
+    inputs: tuple
+    users: Tensor
+    pos: Tensor
+    neg: Tensor
+    share: float
+    size: int
+
+
+class FullGraphBatches:
+    """Full-graph message passing for every step: shuffled training edges, ``NegativeSampler`` negatives.
+
+    Under ``torch.distributed`` with W processes, every process draws the same batch and negatives (same
+    seed) and takes its 1/W slice, with a loss weighted by the slice's share, so the summed gradients
+    equal the single-process gradient up to floating-point summation order. The graph is replicated.
+    """
+
+    def __init__(self, embed_inputs: tuple, train_users: Tensor, train_items: Tensor, n_items: int,
+                 item_category: Tensor | None, cfg: OptimConfig, gen: torch.Generator):
+        self.inputs, self.users, self.items, self.cfg, self.gen = embed_inputs, train_users, train_items, cfg, gen
+        self.sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
+
+    def __iter__(self):
+        rank, world = dist_info()
+        n = self.users.numel()
+        perm = torch.randperm(n, generator=self.gen)
+        for start in range(0, n, self.cfg.batch_size):
+            b = perm[start:start + self.cfg.batch_size]
+            neg = self.sampler(self.items[b], self.cfg.negatives)
+            size = b.numel()
+            if world > 1:  # this process's slice of the (identical on every process) batch
+                b, neg = b[rank::world], neg[rank::world]
+            yield Batch(self.inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
+
+
 def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_users: Tensor, train_items: Tensor,
                           val_targets: UserItems, val_exclude: list[UserItems], n_items: int,
                           item_category: Tensor | None, cfg: OptimConfig, seed: int, device: torch.device,
-                          writer=None, tag: str = "model", progress: bool = False) -> dict:
+                          writer=None, tag: str = "model", progress: bool = False, batches=None) -> dict:
     """Train ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` and keep the best epoch.
 
     Returns ``{"epochs": n, "best_epoch": e, "val": metrics, "curve": [...]}``; the model ends with
     the weights of the best validation NDCG@10.
 
-    Under ``torch.distributed`` (``torchrun``) with W processes, every process draws the same batch
-    and negatives (same seed), takes its 1/W slice of the batch with a loss weighted by the slice's share,
-    and the gradients are summed with one all-reduce, so the update equals the single-process one up
-    to floating-point summation order. The graph is replicated: each process runs the full-graph forward. Validation
-    runs on rank 0 only and its NDCG@10 is broadcast, so every process stops at the same epoch.
+    ``batches`` (an iterable of :class:`Batch`, walked once per epoch) defaults to
+    :class:`FullGraphBatches`; :class:`kgrec.sampling.NeighbourBatches` gives neighbour-sampled
+    subgraphs instead. Under ``torch.distributed`` (``torchrun``) each process computes its share of
+    every step and the gradients are summed with one all-reduce. Validation always embeds the full
+    graph (``embed_inputs``); it runs on rank 0 only and its NDCG@10 is broadcast, so every process
+    stops at the same epoch.
     """
     rank, world = dist_info()
     gen = torch.Generator().manual_seed(seed)
-    sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
+    if batches is None:
+        batches = FullGraphBatches(embed_inputs, train_users, train_items, n_items, item_category, cfg, gen)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = device.type == "cuda"
     best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
-    n = train_users.numel()
-    epochs = range(1, cfg.epochs + 1)
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
     epoch = 0
-    for epoch in epochs:
+    for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, cfg.batch_size):
-            b = perm[start:start + cfg.batch_size]
-            neg = sampler(train_items[b], cfg.negatives)
-            n_batch = b.numel()
-            if world > 1:  # this process's slice of the (identical on every process) batch
-                b, neg = b[rank::world], neg[rank::world]
-            u, p = train_users[b], train_items[b]
+        total, seen = 0.0, 0
+        for batch in batches:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                U, I = model.embed(*embed_inputs)
-                ue, pe, ne = U[u.to(device)].float(), I[p.to(device)].float(), I[neg.to(device)].float()
-                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature) * (b.numel() / n_batch)
-                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / n_batch
+                U, I = model.embed(*batch.inputs)
+                ue = U[batch.users.to(device)].float()
+                pe, ne = I[batch.pos.to(device)].float(), I[batch.neg.to(device)].float()
+                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature) * batch.share
+                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / batch.size
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if world > 1:  # the slices' shares sum to the batch loss, so their gradients sum to its gradient
+            if world > 1:  # the shares sum to the step's loss, so the summed gradients are its gradient
                 _sum_grads(model)
             opt.step()
             batch_loss = loss.detach()
             if world > 1:
-                dist.all_reduce(batch_loss)  # the slices' shares sum to the batch loss
-            total += float(batch_loss) * n_batch
+                dist.all_reduce(batch_loss)
+            total += float(batch_loss) * batch.size
+            seen += batch.size
         epoch_s = time.perf_counter() - t0
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
@@ -164,13 +204,14 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
             ndcg = evaluate_embeddings(model, embed_inputs, val_targets, val_exclude, device).get("ndcg@10", 0.0)
         if world > 1:
             ndcg = _broadcast_float(ndcg, device)
-        curve.append({"epoch": epoch, "loss": total / n, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
+        epoch_loss = total / max(seen, 1)
+        curve.append({"epoch": epoch, "loss": epoch_loss, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
         if writer is not None and rank == 0:
-            writer.add_scalar(f"{tag}/loss", total / n, epoch)
+            writer.add_scalar(f"{tag}/loss", epoch_loss, epoch)
             writer.add_scalar(f"{tag}/val_ndcg@10", ndcg, epoch)
         if bar is not None:
             bar.update(cfg.eval_every)
-            bar.set_postfix(loss=f"{total / n:.4f}", val_ndcg10=f"{ndcg:.4f}")
+            bar.set_postfix(loss=f"{epoch_loss:.4f}", val_ndcg10=f"{ndcg:.4f}")
         if ndcg > best:
             best, best_epoch, waited = ndcg, epoch, 0
             best_state = copy.deepcopy(model.state_dict())

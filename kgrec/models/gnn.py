@@ -37,9 +37,12 @@ class NodeInputs(nn.Module):
         self.num_nodes = dict(num_nodes)
         self.hidden = hidden
 
-    def forward(self, x_dict: dict[NodeType, Tensor]) -> dict[NodeType, Tensor]:
-        """Rows of ``x_dict[t]`` beyond the trained node count are new nodes (cold start): they get a
-        zero id embedding, so they are represented by their features and their edges alone."""
+    def forward(self, x_dict: dict[NodeType, Tensor], n_id_dict: dict[NodeType, Tensor] | None = None
+                ) -> dict[NodeType, Tensor]:
+        """Without ``n_id_dict`` the rows of ``x_dict[t]`` are the whole graph's nodes in index order; rows
+        beyond the trained node count are new nodes (cold start): they get a zero id embedding, so they
+        are represented by their features and their edges alone. With ``n_id_dict[t] [n_t]`` (a sampled
+        subgraph), row r of ``x_dict[t]`` is global node ``n_id_dict[t][r]``."""
         out = {}
         for t, n in self.num_nodes.items():
             h = None
@@ -48,9 +51,12 @@ class NodeInputs(nn.Module):
             if t in self.proj:
                 h = self.proj[t](x_dict[t])
             if t in self.emb:
-                w = self.emb[t].weight
-                if n > w.shape[0]:
-                    w = torch.cat([w, w.new_zeros(n - w.shape[0], w.shape[1])])
+                if n_id_dict is not None:
+                    w = self.emb[t](n_id_dict[t])
+                else:
+                    w = self.emb[t].weight
+                    if n > w.shape[0]:
+                        w = torch.cat([w, w.new_zeros(n - w.shape[0], w.shape[1])])
                 h = w if h is None else h + w
             if h is None:
                 h = self.type_vec[t].expand(n, self.hidden)
@@ -90,9 +96,10 @@ class RGCNEncoder(nn.Module):
             ets.append(torch.full((ei.shape[1],), r, dtype=torch.long, device=device))
         return offsets, torch.cat(eis, 1), torch.cat(ets)
 
-    def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[NodeType, Tensor]:
-        """Returns ``{node_type: [N_t, hidden]}``."""
-        h_dict = self.inputs(x_dict)
+    def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:
+        """Returns ``{node_type: [N_t, hidden]}`` (``n_id_dict``: see :class:`NodeInputs`)."""
+        h_dict = self.inputs(x_dict, n_id_dict)
         sizes = {t: h.shape[0] for t, h in h_dict.items()}
         device = next(iter(h_dict.values())).device
         offsets, edge_index, edge_type = self._homogenise(edge_index_dict, sizes, device)
@@ -123,9 +130,10 @@ class HGTEncoder(nn.Module):
                                    for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> dict[NodeType, Tensor]:
-        """Returns ``{node_type: [N_t, hidden]}``."""
-        h = self.inputs(x_dict)
+    def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:
+        """Returns ``{node_type: [N_t, hidden]}`` (``n_id_dict``: see :class:`NodeInputs`)."""
+        h = self.inputs(x_dict, n_id_dict)
         layers = [h]
         for conv, norms in zip(self.convs, self.norms):
             out = conv(h, edge_index_dict)
@@ -149,12 +157,16 @@ class GNNRecommender(nn.Module):
         self.user_type = user_type
         self.item_type = item_type
 
-    def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> tuple[Tensor, Tensor]:
-        """Returns user vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``."""
-        h = self.encoder(x_dict, edge_index_dict)
+    def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+              n_id_dict: dict[NodeType, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Returns user vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``: of the whole graph, or
+        of a sampled subgraph's nodes when ``n_id_dict`` maps its rows to global ids."""
+        h = self.encoder(x_dict, edge_index_dict, n_id_dict)
         users, items = h[self.user_type], h[self.item_type]
         bias = self.item_bias.to(items.dtype)
-        if items.shape[0] > bias.shape[0]:  # new products (cold start) get the mean bias
+        if n_id_dict is not None:
+            bias = bias[n_id_dict[self.item_type]]
+        elif items.shape[0] > bias.shape[0]:  # new products (cold start) get the mean bias
             bias = torch.cat([bias, bias.mean().expand(items.shape[0] - bias.shape[0], 1)])
         return (torch.cat([users, torch.ones_like(users[:, :1])], 1), torch.cat([items, bias], 1))
 

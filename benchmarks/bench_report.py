@@ -1,0 +1,68 @@
+"""What every benchmark script does with its numbers: print a markdown table and save it.
+
+``save(out, data, title, markdown)`` writes ``out`` (JSON: the command line, the finish time, the
+machine and ``data``) and ``out`` with a ``.md`` suffix: the title, the same provenance line and the
+markdown. ``run_all.py`` pastes the ``.md`` files into ``benchmarks/README.md``, so the numbers there
+are exactly the ones the last run wrote.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table; cells are used as given (format numbers before)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    """CPU cores, memory, GPU and library versions of this process's machine."""
+    import torch
+    import torch_geometric
+
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpus": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def describe(m: dict) -> str:
+    gpu = m["gpu"] or "no GPU"
+    threads = f", OMP_NUM_THREADS={m['omp_num_threads']}" if m.get("omp_num_threads") else ""
+    return f"{m['cpus']} CPU cores, {m['memory_gib']} GiB, {gpu}, torch {m['torch']}, PyG {m['torch_geometric']}{threads}"
+
+
+def command_line() -> str:
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def save(out: str | Path, data: object, title: str, markdown: str) -> None:
+    """Print ``markdown`` and write ``out`` (JSON) and ``out.md`` (title, provenance, markdown)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    m = machine()
+    finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = command_line()
+    out.write_text(json.dumps({"command": cmd, "finished": finished, "machine": m, "data": data}, indent=2,
+                              default=float), encoding="utf-8")
+    text = f"### {title}\n\n`{cmd}`, finished {finished} ({describe(m)}).\n\n{markdown.strip()}\n"
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(f"\n{text}\nwrote {out} and {out.with_suffix('.md').name}", flush=True)

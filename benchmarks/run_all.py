@@ -1,0 +1,172 @@
+"""Run every benchmark, one after another, and rewrite the numbers in ``benchmarks/README.md``.
+
+    .venv/bin/python benchmarks/run_all.py                  # every step of the default profile
+    .venv/bin/python benchmarks/run_all.py --list           # the steps and their commands
+    .venv/bin/python benchmarks/run_all.py --only serving,refresh
+    .venv/bin/python benchmarks/run_all.py --render         # only rewrite README.md from results/*.md
+
+Each step is one benchmark script in its own process (so one step's memory cannot inflate the next
+one's numbers), run from the repository root. Each script writes ``results/NAME.json`` and
+``results/NAME.md`` (its table, the command and the finish time; see ``bench_report.py``). At the end
+the README's block between the ``results`` markers is replaced by those ``.md`` files, in step order,
+so every number there is one the scripts wrote. A failed step is reported, the others still run,
+and the exit status is 1; its old ``.md`` (if any) stays, with its own older finish time on it.
+
+``--profile gpu`` adds the 10M-interaction training-speed rows on CUDA (the prepared GPU script).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "datasets"
+RUNS = "/tmp/kgrec-bench"
+MAGAZINE_RUN = f"{RUNS}/magazine/rgcn/0"  # written by the quality_magazine step, used by faithfulness and serving
+BEGIN, END = "<!-- results:begin (written by run_all.py) -->", "<!-- results:end -->"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # results/NAME.json and .md
+    args: tuple[str, ...]  # the script and its arguments
+    needs: str = ""  # a dataset it needs that may be missing: "magazine" or "scientific"
+
+
+def _steps(profile: str) -> list[Step]:
+    res = lambda name: ("--out", f"benchmarks/results/{name}.json")  # noqa: E731
+    speed = ("--scales", "6.5,65", "--devices", "cpu") if profile == "default" else \
+        ("--scales", "6.5,65,650", "--devices", "cuda,cpu")
+    sampled: tuple[str, ...] = ()
+    if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
+        sampled = ("--neighbours", "10,10")
+        speed += sampled
+    return [
+        Step("quality_demo", ("quality.py", "--datasets", "demo", "--models", "rgcn", "--seeds", "0,1,2",
+                              *sampled, "--runs", RUNS, *res("quality_demo"))),
+        Step("quality_magazine", ("quality.py", "--datasets", "magazine", "--models", "rgcn", "--seeds", "0,1,2",
+                                  "--ablations", *sampled, "--runs", RUNS, *res("quality_magazine")), needs="magazine"),
+        Step("quality_scientific", ("quality.py", "--datasets", "scientific", "--models", "rgcn", "--seeds", "0",
+                                    "--runs", RUNS, *res("quality_scientific")), needs="scientific"),
+        Step("quickstart", ("quickstart.py", *res("quickstart"))),
+        Step("text_encoding", ("text_encoding.py", "--limit", "500", *res("text_encoding"))),
+        Step("catalog_load", ("catalog_load.py", "--scale", "65", *res("catalog_load"))),
+        Step("neo4j_import", ("neo4j_import.py", "--scale", "65", "--naive-sample", "2000", *res("neo4j_import"))),
+        Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
+                                      *res("explain_faithfulness")), needs="magazine"),
+        Step("training_speed", ("training_speed.py", *speed, *res("training_speed"))),
+        Step("ddp", ("ddp.py", *res("ddp"))),
+        Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
+        Step("cold_start", ("cold_start.py", "--datasets", "demo,magazine", "--seeds", "0", *res("cold_start"))),
+        Step("refresh", ("refresh.py", "--data", "demo", "--seed", "0", *res("refresh"))),
+    ]
+
+
+def _sampler_available() -> bool:
+    sys.path.insert(0, str(REPO))
+    from kgrec.sampling import neighbour_sampler_available
+
+    return neighbour_sampler_available()
+
+
+def _missing(need: str) -> str | None:
+    """Why a step cannot run here, or None."""
+    if need == "magazine" and not (SHARED / "amazon-magazine-2018").is_dir():
+        return f"{SHARED / 'amazon-magazine-2018'} is absent"
+    if need == "scientific" and not (SHARED / "amazon-scientific-2018").is_dir():
+        return f"{SHARED / 'amazon-scientific-2018'} is absent"
+    return None
+
+
+def render(steps: list[Step]) -> list[str]:
+    """Replace the README's results block with ``results/NAME.md`` of every step, in order."""
+    readme = HERE / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme} lacks the markers {BEGIN!r} … {END!r}")
+    parts, missing = [], []
+    summary = HERE / "results" / "run_all.md"
+    if summary.is_file():
+        parts.append(summary.read_text(encoding="utf-8").strip())
+    for step in steps:
+        md = HERE / "results" / f"{step.name}.md"
+        if md.is_file():
+            parts.append(md.read_text(encoding="utf-8").strip())
+        else:
+            missing.append(step.name)
+    block = "\n\n".join(parts) if parts else "(no results yet: run `benchmarks/run_all.py`)"
+    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n\n{block}\n\n{END}", text,
+                 flags=re.S)
+    readme.write_text(new, encoding="utf-8")
+    return missing
+
+
+def _write_summary(started: datetime, done: list[list], partial: bool) -> None:
+    from bench_report import command_line, describe, machine, markdown_table
+
+    total = sum(float(d[2].replace(",", "")) for d in done if d[2])
+    what = "some steps (`--only`/`--skip`); the other tables below are from earlier runs, see their dates" \
+        if partial else "every step"
+    (HERE / "results" / "run_all.md").write_text(
+        f"### The last `run_all.py` run\n\n`{command_line()}` ran {what}, started "
+        f"{started.strftime('%Y-%m-%d %H:%M UTC')}, {total / 60:.0f} min in all ({describe(machine())}).\n\n"
+        + markdown_table(["step", "outcome", "seconds"], done) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=["default", "gpu"], default="default")
+    ap.add_argument("--only", help="comma-separated step names")
+    ap.add_argument("--skip", help="comma-separated step names")
+    ap.add_argument("--list", action="store_true", help="print the steps and exit")
+    ap.add_argument("--render", action="store_true", help="only rewrite README.md from results/*.md")
+    args = ap.parse_args()
+    steps = _steps(args.profile)
+    names = {s.name for s in steps}
+    for opt in (args.only, args.skip):
+        unknown = set((opt or "").split(",")) - names - {""}
+        if unknown:
+            raise SystemExit(f"unknown steps {sorted(unknown)}; the steps are {', '.join(s.name for s in steps)}")
+    chosen = [s for s in steps if (not args.only or s.name in args.only.split(","))
+              and s.name not in (args.skip or "").split(",")]
+    if args.list:
+        for s in chosen:
+            print(f"{s.name:<22} python benchmarks/{' '.join(s.args)}")
+        return 0
+    failed: list[str] = []
+    if not args.render:
+        started = datetime.now(timezone.utc)
+        done = []  # [step, outcome, seconds]
+        for i, step in enumerate(chosen, 1):
+            why = _missing(step.needs)
+            if why:
+                print(f"[{i}/{len(chosen)}] {step.name}: skipped, {why}", flush=True)
+                failed.append(f"{step.name} (skipped: {why})")
+                done.append([step.name, f"skipped: {why}", ""])
+                continue
+            cmd = [sys.executable, str(HERE / step.args[0]), *step.args[1:]]
+            print(f"[{i}/{len(chosen)}] {step.name}: python benchmarks/{' '.join(step.args)}", flush=True)
+            t0 = time.perf_counter()
+            rc = subprocess.run(cmd, cwd=REPO).returncode
+            seconds = time.perf_counter() - t0
+            print(f"[{i}/{len(chosen)}] {step.name}: exit {rc} after {seconds:.0f} s", flush=True)
+            done.append([f"`{step.name}`", "ok" if rc == 0 else f"**failed (exit {rc})**", f"{seconds:,.0f}"])
+            if rc != 0:
+                failed.append(f"{step.name} (exit {rc})")
+        _write_summary(started, done, len(chosen) < len(steps))
+    missing = render(steps)
+    print(f"rewrote {HERE / 'README.md'}" + (f"; no results yet for {', '.join(missing)}" if missing else ""))
+    if failed:
+        print("not measured this time: " + "; ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
