@@ -65,7 +65,7 @@ def _steps(profile: str) -> list[Step]:
         Step("ddp", ("ddp.py", *res("ddp"))),
         Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
         Step("cold_start", ("cold_start.py", "--datasets", "demo,magazine", "--seeds", "0", *res("cold_start"))),
-        Step("refresh", ("refresh.py", "--data", "demo", "--seed", "0", *res("refresh"))),
+        Step("refresh", ("refresh.py", "--data", "demo", "--seeds", "0,1", *res("refresh"))),
     ]
 
 
