@@ -62,7 +62,12 @@ class NeighbourBatches:
     def __init__(self, data, target: tuple[str, str, str], train_users: Tensor, train_items: Tensor,
                  fanout: tuple[int, ...], batch_size: int, negatives: int, seed: int, device: torch.device):
         require_neighbour_sampler()
+        from torch_geometric.sampler import NeighborSampler
+
         self.data, self.target, self.fanout = data, target, list(fanout)
+        # built once: it converts the graph to compressed (CSC) form, which costs as much as an epoch
+        # of sampling on a large graph
+        self.sampler = NeighborSampler(data, num_neighbors=self.fanout)
         self.edges = torch.stack([train_users, train_items])  # [2, E]
         self.batch_size, self.negatives, self.device = batch_size, negatives, device
         self.gen = torch.Generator().manual_seed(seed)
@@ -82,7 +87,7 @@ class NeighbourBatches:
         loader = LinkNeighborLoader(
             self.data, num_neighbors=self.fanout, edge_label_index=(self.target, self.edges[:, perm]),
             neg_sampling=NegativeSampling("triplet", amount=self.negatives), batch_size=self.batch_size,
-            shuffle=False)
+            shuffle=False, neighbor_sampler=self.sampler)
         src, dst = self.target[0], self.target[2]
         for sub in loader:
             sub = sub.to(self.device)
