@@ -34,7 +34,14 @@ def machine() -> dict:
     except (ValueError, OSError, AttributeError):
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpus": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu, "python": platform.python_version(),
+    sampler = None  # what PyG's neighbour sampling runs on, when anything
+    for module in ("pyg_lib", "torch_sparse"):
+        try:
+            sampler = f"{module.replace('_', '-')} {__import__(module).__version__}"
+            break
+        except ImportError:
+            continue
+    return {"neighbour_sampler": sampler, "cpus": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu, "python": platform.python_version(),
             "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
@@ -42,7 +49,9 @@ def machine() -> dict:
 def describe(m: dict) -> str:
     gpu = m["gpu"] or "no GPU"
     threads = f", OMP_NUM_THREADS={m['omp_num_threads']}" if m.get("omp_num_threads") else ""
-    return f"{m['cpus']} CPU cores, {m['memory_gib']} GiB, {gpu}, torch {m['torch']}, PyG {m['torch_geometric']}{threads}"
+    sampler = f", {m['neighbour_sampler']}" if m.get("neighbour_sampler") else ""
+    return (f"{m['cpus']} CPU cores, {m['memory_gib']} GiB, {gpu}, torch {m['torch']}, "
+            f"PyG {m['torch_geometric']}{sampler}{threads}")
 
 
 def command_line() -> str:

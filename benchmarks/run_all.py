@@ -42,30 +42,32 @@ class Step:
 
 def _steps(profile: str) -> list[Step]:
     res = lambda name: ("--out", f"benchmarks/results/{name}.json")  # noqa: E731
-    speed = ("--scales", "6.5,65", "--devices", "cpu") if profile == "default" else \
-        ("--scales", "6.5,65,650", "--devices", "cuda,cpu")
+    # 0.1M interactions: every model; 1M (and 10M on a GPU): R-GCN and LightGCN (HGT is ~1.4× R-GCN)
+    speed = ("--scales", "6.5", "--devices", "cpu" if profile == "default" else "cuda,cpu")
+    large = ("--scales", "65", "--models", "rgcn,lightgcn", "--devices", "cpu") if profile == "default" else \
+        ("--scales", "65,650", "--models", "rgcn,hgt,lightgcn", "--devices", "cuda")
     sampled: tuple[str, ...] = ()
     if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
         sampled = ("--neighbours", "10,10")
-        speed += sampled
     return [
-        Step("quality_demo", ("quality.py", "--datasets", "demo", "--models", "rgcn", "--seeds", "0,1,2",
-                              *sampled, "--runs", RUNS, *res("quality_demo"))),
         Step("quality_magazine", ("quality.py", "--datasets", "magazine", "--models", "rgcn", "--seeds", "0,1,2",
                                   "--ablations", *sampled, "--runs", RUNS, *res("quality_magazine")), needs="magazine"),
-        Step("quality_scientific", ("quality.py", "--datasets", "scientific", "--models", "rgcn", "--seeds", "0",
-                                    "--runs", RUNS, *res("quality_scientific")), needs="scientific"),
+        Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
+                                      *res("explain_faithfulness")), needs="magazine"),
+        Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
         Step("quickstart", ("quickstart.py", *res("quickstart"))),
         Step("text_encoding", ("text_encoding.py", "--limit", "500", *res("text_encoding"))),
         Step("catalog_load", ("catalog_load.py", "--scale", "65", *res("catalog_load"))),
         Step("neo4j_import", ("neo4j_import.py", "--scale", "65", "--naive-sample", "2000", *res("neo4j_import"))),
-        Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
-                                      *res("explain_faithfulness")), needs="magazine"),
-        Step("training_speed", ("training_speed.py", *speed, *res("training_speed"))),
         Step("ddp", ("ddp.py", *res("ddp"))),
-        Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
         Step("cold_start", ("cold_start.py", "--datasets", "demo,magazine", "--seeds", "0", *res("cold_start"))),
         Step("refresh", ("refresh.py", "--data", "demo", "--seeds", "0,1", *res("refresh"))),
+        Step("quality_demo", ("quality.py", "--datasets", "demo", "--models", "rgcn", "--seeds", "0,1,2",
+                              *sampled, "--runs", RUNS, *res("quality_demo"))),
+        Step("training_speed", ("training_speed.py", *speed, *sampled, *res("training_speed"))),
+        Step("training_speed_large", ("training_speed.py", *large, *sampled, *res("training_speed_large"))),
+        Step("quality_scientific", ("quality.py", "--datasets", "scientific", "--models", "rgcn", "--seeds", "0",
+                                    "--runs", RUNS, *res("quality_scientific")), needs="scientific"),
     ]
 
 
@@ -108,12 +110,14 @@ def render(steps: list[Step]) -> list[str]:
     return missing
 
 
-def _write_summary(started: datetime, done: list[list], partial: bool) -> None:
+def _write_summary(started: datetime, done: list[list], partial: bool, finished: bool) -> None:
     from bench_report import command_line, describe, machine, markdown_table
 
     total = sum(float(d[2].replace(",", "")) for d in done if d[2])
     what = "some steps (`--only`/`--skip`); the other tables below are from earlier runs, see their dates" \
         if partial else "every step"
+    if not finished:
+        what += f" (in progress or interrupted: {len(done)} steps done)"
     (HERE / "results" / "run_all.md").write_text(
         f"### The last `run_all.py` run\n\n`{command_line()}` ran {what}, started "
         f"{started.strftime('%Y-%m-%d %H:%M UTC')}, {total / 60:.0f} min in all ({describe(machine())}).\n\n"
@@ -149,7 +153,8 @@ def main() -> int:
             if why:
                 print(f"[{i}/{len(chosen)}] {step.name}: skipped, {why}", flush=True)
                 failed.append(f"{step.name} (skipped: {why})")
-                done.append([step.name, f"skipped: {why}", ""])
+                done.append([f"`{step.name}`", f"skipped: {why}", ""])
+                _write_summary(started, done, len(chosen) < len(steps), finished=i == len(chosen))
                 continue
             cmd = [sys.executable, str(HERE / step.args[0]), *step.args[1:]]
             print(f"[{i}/{len(chosen)}] {step.name}: python benchmarks/{' '.join(step.args)}", flush=True)
@@ -160,7 +165,7 @@ def main() -> int:
             done.append([f"`{step.name}`", "ok" if rc == 0 else f"**failed (exit {rc})**", f"{seconds:,.0f}"])
             if rc != 0:
                 failed.append(f"{step.name} (exit {rc})")
-        _write_summary(started, done, len(chosen) < len(steps))
+            _write_summary(started, done, len(chosen) < len(steps), finished=i == len(chosen))
     missing = render(steps)
     print(f"rewrote {HERE / 'README.md'}" + (f"; no results yet for {', '.join(missing)}" if missing else ""))
     if failed:
