@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ def main() -> None:
             ["2 processes (gloo)", f"{two['val']['ndcg@10']:.4f}", f"{two['test']['ndcg@10']:.4f}", f"{two_s:.1f}"]]
     save(args.out, {"one": one, "two": two, "one_seconds": one_s, "two_seconds": two_s,
                     "max_relative_loss_difference": rel}, "DDP: 2 gloo processes vs 1",
-         f"`train.py {' '.join(COMMON)}`, once and under `torchrun --standalone --nproc_per_node 2`, "
+         f"`{shlex.join(['train.py', *COMMON])}`, once and under `torchrun --standalone --nproc_per_node 2`, "
          f"OMP_NUM_THREADS=1. The per-epoch training loss differs by at most **{rel:.1e}** (relative) over "
          f"{len(one['curve'])} epochs.\n\n" + markdown_table(["", "val NDCG@10", "test NDCG@10", "wall s"], rows)
          + "\n\nEvery process runs the full-graph forward, so on a small graph and 2 cores two processes are not "
