@@ -73,7 +73,7 @@ def main() -> None:
                 print(f"{ds} seed {seed} {name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
         results[ds] = {k: _summary(v) for k, v in rows.items()}
         # written after every dataset, so a long run keeps what it finished
-        save(args.out, {"seeds": seeds, "results": results}, "Quality",
+        save(args.out, {"seeds": seeds, "results": results}, f"Quality: {', '.join(results)}",
              "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()))
 
 
