@@ -72,7 +72,6 @@ def _steps(profile: str) -> list[Step]:
 
 
 def _sampler_available() -> bool:
-    sys.path.insert(0, str(REPO))
     from kgrec.sampling import neighbour_sampler_available
 
     return neighbour_sampler_available()

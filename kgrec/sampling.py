@@ -19,8 +19,8 @@ from .training import Batch, dist_info
 
 INSTALL_HINT = ("neighbour-sampled mini-batches (--neighbours) need PyG's neighbour sampler, which needs "
                 "'pyg-lib' or 'torch-sparse'. Neither is importable here. Install one, e.g. "
-                "`pip install --no-build-isolation torch-scatter torch-sparse` (compiles from source: about "
-                "20 minutes on 2 CPU cores), or a pyg-lib wheel matching your torch from "
+                "`pip install --no-build-isolation torch-scatter torch-sparse` (compiles from source: 34 "
+                "minutes on 2 CPU cores in this project's measurement), or a pyg-lib wheel matching your torch from "
                 "https://data.pyg.org/whl/ ; or train full-graph (leave out --neighbours).")
 
 
