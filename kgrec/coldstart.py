@@ -17,7 +17,7 @@ import torch
 
 from .explain import Explainer
 from .recommend import Recommender
-from .features import compose_text
+from .features import compose_text, standardise
 from .text import TextEncoder
 
 
@@ -73,7 +73,8 @@ class ColdStart:
         norm = self.norm.get(node_type)
         if norm is None:
             return torch.zeros(len(raw))
-        return (torch.as_tensor(raw, dtype=torch.float32) - norm["mean"]) / norm["std"]
+        return torch.from_numpy(standardise(np.asarray(raw, dtype=np.float64), norm["mean"].double().numpy(),
+                                            norm["std"].double().numpy())).float()
 
     def _lookup(self, node_type: str) -> dict[str, int]:
         if node_type not in self._lookups:

@@ -59,7 +59,7 @@ class Explainer:
             data[et].edge_index = ei
         cfg = rec.config
         model = MODELS[rec.model_name](data, hidden=cfg["hidden"], layers=cfg["layers"], dropout=cfg["dropout"],
-                                       id_embeddings=cfg["id_embeddings"], linear=cfg.get("linear", False))
+                                       id_embeddings=cfg["id_embeddings"])
         model.load_state_dict(rec.ckpt["state_dict"])
         model.eval()
         return cls(rec, model, x, edges, load_schema())
@@ -121,10 +121,34 @@ class Explainer:
             self._out_adj = adj
         return self._out_adj
 
+    def decompose(self, u: int, p: int) -> tuple[float, list[dict]]:
+        """The served score of ``(u, p)`` and its additive terms: the GNN's and, for a run served with
+        path scores, each relation's ``w_r · z(P_r)`` with the history product that adds most to it."""
+        hybrid = self.rec.hybrid
+        if hybrid is None:
+            score = float(self.rec.score_matrix(torch.tensor([u]))[0, p])
+            return score, [{"name": "gnn", "value": score}]
+        parts = hybrid.terms(torch.tensor([u]))
+        hist, contrib = hybrid.prior.contributions(u, p)
+        terms = []
+        for name, value in parts.items():
+            term = {"name": name, "value": float(value[0, p])}
+            if name != "gnn":
+                term["weight"] = float(hybrid.weights[name])
+                c = contrib[name]
+                if c.numel() and float(c.max()) > 0:
+                    j = int(hist[int(c.argmax())])
+                    term["because"] = {"product_id": self.rec.product_ids[j], "title": self.rec.ckpt["titles"][j],
+                                       "contribution": float(c.max()), "path_score": float(c.sum())}
+            terms.append(term)
+        return float(sum(t["value"] for t in terms)), terms
+
     def explain(self, user_id: str, product_id: str, top: int = 5, candidates: int = 40) -> dict:
-        """The ``top`` paths by model importance (score drop when the path's edges are removed)."""
+        """The served score of ``(user, product)`` split into its terms, and the ``top`` graph paths by
+        model importance (the GNN score's drop when the path's edges are removed)."""
         u = int(self.rec.user_index([user_id])[0])
         p = int(self.rec.product_index([product_id])[0])
+        served, terms = self.decompose(u, p)
         base = self.score(u, p)
         paths = self.paths(u, p)
         # a cheap prior keeps the exact (expensive) test to a bounded, diverse candidate set
@@ -138,9 +162,18 @@ class Explainer:
                 if group and len(chosen) < candidates:
                     chosen.append(group.pop(0))
         ranked = sorted(((base - self.score(u, p, path), path) for path in chosen), key=lambda t: -t[0])
-        return {"user_id": user_id, "product_id": product_id, "model": self.rec.model_name, "score": base,
-                "paths_found": len(paths), "paths_tested": len(chosen),
-                "paths": [self.describe(path, imp) for imp, path in ranked[:top]]}
+        # the GNN term of a served hybrid is z-scored per user: a drop of d in the GNN score moves it by d/std
+        scale = 1.0
+        if self.rec.hybrid is not None:
+            scale = float(self.rec.hybrid.base(torch.tensor([u])).float().std()) + 1e-9
+        described = []
+        for imp, path in ranked[:top]:
+            row = self.describe(path, imp)
+            row["importance_served"] = imp / scale
+            described.append(row)
+        return {"user_id": user_id, "product_id": product_id, "model": self.rec.served_name, "score": served,
+                "terms": terms, "gnn_score": base, "paths_found": len(paths), "paths_tested": len(chosen),
+                "paths": described}
 
     # ------------------------------------------------------------------ words and Cypher
     def _id(self, t: str, i: int) -> str:

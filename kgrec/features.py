@@ -17,6 +17,18 @@ from .sentiment import SentimentModel, rating_labels, train_sentiment
 from .text import TextEncoder
 
 PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
+Z_CLIP = 5.0  # standardised statistics are clipped to ±Z_CLIP, so one extreme row cannot dominate a feature
+
+
+def fit_norm(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and stds of ``stats [N, C]`` for :func:`standardise`; a constant column gets std 1."""
+    mean, std = stats.mean(0), stats.std(0)
+    return mean, np.where(std > 1e-6, std, 1.0)
+
+
+def standardise(stats: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(stats - mean) / std`` clipped to ``±Z_CLIP``: ``[N, C]`` → ``[N, C]``."""
+    return np.clip((stats - mean) / std, -Z_CLIP, Z_CLIP)
 
 
 @dataclass
@@ -119,8 +131,8 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
                       np.log1p(np.nan_to_num(price, nan=0.0)), (~np.isnan(price)).astype(np.float64)], 1)
     columns = {"product": ["sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity",
                            "mean_rating", "log_price", "has_price"]}
-    norm = {"product": (stats.mean(0), stats.std(0) + 1e-6)}
-    stats = (stats - norm["product"][0]) / norm["product"][1]
+    norm = {"product": fit_norm(stats)}
+    stats = standardise(stats, *norm["product"])
     parts = [encoder(product_texts(catalog, fields))] if text_on else []
     x["product"] = np.concatenate(parts + [stats.astype(np.float32)], 1).astype(np.float32)
 
@@ -129,8 +141,8 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     u_sum = np.bincount(u_idx, weights=edge_sent * text_mask, minlength=n_users)
     u_act = np.bincount(u_idx, weights=ones, minlength=n_users)
     user_stats = np.stack([np.divide(u_sum, u_cnt, out=np.zeros_like(u_sum), where=u_cnt > 0), np.log1p(u_act)], 1)
-    norm["user"] = (user_stats.mean(0), user_stats.std(0) + 1e-6)
-    x["user"] = ((user_stats - norm["user"][0]) / norm["user"][1]).astype(np.float32)
+    norm["user"] = fit_norm(user_stats)
+    x["user"] = standardise(user_stats, *norm["user"]).astype(np.float32)
     columns["user"] = ["sentiment_tendency", "log_activity"]
 
     for node, table, name_col in (("category", "categories", "category_id"), ("brand", "brands", "name"),

@@ -15,6 +15,7 @@ from torch_geometric.data import HeteroData
 
 from .catalog import Catalog
 from .features import Features
+from .interactions import UserItems
 from .schema import Schema, load_schema
 
 
@@ -32,7 +33,8 @@ def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, p
     items = torch.from_numpy(index["product"].get_indexer(train["product_id"]).astype(np.int64))
     if items.numel() == 0:
         return
-    knn = ItemKNN(len(index["user"]), len(index["product"]), neighbours=COOCCURRENCE_NEIGHBOURS).fit(users, items)
+    n_users, n_items = len(index["user"]), len(index["product"])
+    knn = ItemKNN(n_users, n_items, neighbours=COOCCURRENCE_NEIGHBOURS).fit(UserItems(users, items, n_users, n_items))
     nbr, item, _ = knn.top_neighbours(COOCCURRENCE_NEIGHBOURS)
     edge_index = torch.stack([nbr, item])  # neighbour → product: a product hears from its neighbours
     data[spec.triple].edge_index = edge_index

@@ -34,5 +34,10 @@ class UserItems:
         out[rows, items] = 1.0
         return out
 
+    def sparse(self) -> Tensor:
+        """``[U, I]`` sparse COO 0/1 float matrix of every user's items."""
+        return torch.sparse_coo_tensor(torch.stack([self.users, self.items]), torch.ones(self.items.numel()),
+                                       (self.n_users, self.n_items), is_coalesced=True)
+
     def of(self, user: int) -> Tensor:
         return self.items[self.crow[user]:self.crow[user + 1]]

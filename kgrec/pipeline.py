@@ -44,9 +44,11 @@ class TrainConfig:
     id_embeddings: str = "all"  # all | no-user | none
     hidden: int = 64
     layers: int = 2
-    dropout: float = 0.1
-    linear: bool = True  # R-GCN without non-linearity between layers (LightGCN-style); measured better
+    dropout: float = 0.0  # on the GNN's input features
     paths: bool = True  # add validation-weighted KG path scores to the GNN (kgrec.models.paths)
+    # serve a model refitted on every interaction (train + validation + test) with the settings and
+    # epoch count chosen on validation; False serves the model fitted on the training split
+    refit: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     show_users: int = 3
     quiet: bool = False
@@ -106,9 +108,10 @@ class Prepared:
     product_text: torch.Tensor | None  # [I, D] product text embeddings (None without text)
 
 
-def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
+def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None = None) -> Prepared:
+    """Split, features and graph for ``cfg``; ``split="all"`` holds nothing out (the serving refit)."""
     catalog = catalog or load_source(cfg)
-    split = split_interactions(catalog.interactions, cfg.split, seed=cfg.seed)
+    split = split_interactions(catalog.interactions, split or cfg.split, seed=cfg.seed)
     _log(cfg, f"split {split.strategy}: {split.summary()}")
     need_encoder = cfg.text or cfg.sentiment
     encoder = TextEncoder(cfg.encoder, device=cfg.device, progress=not cfg.quiet) if need_encoder else None
@@ -139,14 +142,16 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None) -> Prepared:
 def build_model(name: str, prep: Prepared, cfg: TrainConfig):
     """A fresh registry model for the prepared graph, configured from ``cfg``."""
     return MODELS[name](prep.data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout,
-                        id_embeddings=cfg.id_embeddings, linear=cfg.linear)
+                        id_embeddings=cfg.id_embeddings)
 
 
 def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None,
-              init=None) -> tuple[object, dict, tuple]:
+              init=None, selected: dict | None = None) -> tuple[object, dict, tuple]:
     """Train one registry model. Returns (model, info, embed_inputs).
 
     ``init(model, prep)``, when given, sets the fresh model's weights before training (warm start).
+    ``selected`` refits with what an earlier fit chose on validation (``info`` of that fit: the epoch
+    count of a trained model, EASE's λ) and no validation of its own.
     """
     seed_everything(cfg.seed)
     model = build_model(name, prep, cfg)
@@ -158,20 +163,28 @@ def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device,
     if name in TRAINED_MODELS:
         model = model.to(device)
         batches = None
+        optim = cfg.optim
         if name in GNN_MODELS:
             if cfg.optim.neighbours is not None:
                 batches = neighbour_batches(prep, cfg, device)
             data = prep.data.to(device)
             embed_inputs = (data.x_dict, data.edge_index_dict)
-        else:
+        else:  # a baseline trains with its own published recipe
+            optim = model.recipe(len(prep.train_users))
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
+        if selected is not None:
+            optim = replace(optim, epochs=max(1, selected["best_epoch"]))
         info = train_embedding_model(model, embed_inputs, prep.train_users, prep.train_items, prep.val_index,
-                                     [prep.train_index], prep.train_index.n_items, prep.item_category, cfg.optim,
+                                     [prep.train_index], prep.train_index.n_items, prep.item_category, optim,
                                      cfg.seed, device, writer=writer, tag=name, progress=not cfg.quiet,
                                      batches=batches)
     else:
-        model.fit(prep.train_users, prep.train_items)
+        if selected is not None and "lambda" in selected:
+            model.lam = selected["lambda"]
+        model.fit(prep.train_index, prep.val_index if selected is None else None)
         info = {"epochs": 0}
+        if getattr(model, "lam", None) is not None:
+            info.update({"lambda": model.lam, "selection": model.selection})
     info["train_seconds"] = time.perf_counter() - t0
     return model, info, embed_inputs
 
@@ -269,13 +282,13 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
         writer = SummaryWriter(str(out / "tensorboard"))
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
-    main_model, main_inputs, hybrid = None, (), None
+    main_model, main_inputs, main_info, hybrid = None, (), {}, None
     for name in names:
         if not main and name not in TRAINED_MODELS:
             continue  # nothing to share: rank 0 fits it alone
         model, info, inputs = fit_model(name, prep, cfg, device, writer, init if name == cfg.model else None)
         if name == cfg.model:
-            main_model, main_inputs = model, inputs
+            main_model, main_inputs, main_info = model, inputs, info
         if not main:
             continue
         score = scorer(name, model, inputs, device)
@@ -283,24 +296,51 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
         test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index])
         results[name] = {"val": val, "test": test, "epochs": info["epochs"], "train_seconds": info["train_seconds"],
                          "curve": info.get("curve", [])}
+        for key in ("best_epoch", "lambda", "selection"):
+            if key in info:
+                results[name][key] = info[key]
         _log(cfg, f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
                   f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)")
         if name == cfg.model and cfg.paths and name in GNN_MODELS:
             hybrid = _add_paths(cfg, prep, name, score, results)
+    served_prep, served_model, served_inputs, served_hybrid = prep, main_model, main_inputs, hybrid
+    if cfg.refit:  # every process takes part in the refit's training steps
+        served_prep, served_model, served_inputs, served_hybrid = _refit(cfg, prep, main_info, hybrid, device, init)
     if not main:
         _finish_distributed(world)
         return {}
     writer.close()
+    served_name = f"{cfg.model}+paths" if served_hybrid is not None else cfg.model
+    served = {"model": served_name, "refit": cfg.refit, "pairs": len(served_prep.train_index),
+              "epochs": main_info.get("best_epoch", 0) if cfg.refit else main_info.get("epochs", 0)}
+    _log(cfg, f"serving {served_name}, " + (f"refitted on all {served['pairs']} pairs" if cfg.refit
+                                           else f"fitted on the {served['pairs']} training pairs"))
     metrics = {"dataset": prep.catalog.source, "synthetic": prep.catalog.synthetic, "split": cfg.split,
                "seed": cfg.seed, "split_sizes": prep.split_summary, "sentiment": prep.sentiment, "models": results,
-               "processes": world}
+               "served": served, "processes": world}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     from .recommend import save_checkpoint
 
-    save_checkpoint(out, cfg, main_model, main_inputs, prep, device, paths=hybrid)
+    save_checkpoint(out, cfg, served_model, served_inputs, served_prep, device, paths=served_hybrid)
     _finish_distributed(world)
     return metrics
+
+
+def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.device, init=None):
+    """The served model: ``cfg.model`` refitted on every interaction (split ``all``: features, graph and
+    path histories too) with the epoch count / λ chosen on validation, plus the same path weights."""
+    from .models.paths import HybridScorer
+    from .split import ALL
+
+    t0 = time.perf_counter()
+    prep_all = prepare(cfg, prep.catalog, split=ALL)
+    model, _, inputs = fit_model(cfg.model, prep_all, cfg, device, init=init, selected=info)
+    served_hybrid = None
+    if hybrid is not None:
+        served_hybrid = HybridScorer(scorer(cfg.model, model, inputs, device), build_prior(prep_all), hybrid.weights)
+    _log(cfg, f"refit of {cfg.model} on all {len(prep_all.train_index)} pairs in {time.perf_counter() - t0:.1f}s")
+    return prep_all, model, inputs, served_hybrid
 
 
 def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict):

@@ -46,9 +46,9 @@ def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: to
             ckpt["paths"] = {"state": paths.prior.state(), "weights": dict(paths.weights)}
     elif cfg.model == "popularity":
         ckpt["popularity"] = model.counts
-    else:  # item-kNN: history and similarities suffice to score
-        sim = model.sim
-        ckpt["itemknn_sim"] = sim if sim.layout == torch.strided else sim.to_dense()
+    else:  # item-kNN and EASE: score = history @ item-item weights [I, I]
+        sim = model.B if cfg.model == "ease" else model.sim
+        ckpt["item_item"] = sim if sim.layout == torch.strided else sim.to_dense()
     torch.save(ckpt, out / "checkpoint.pt")
     data = prep.data
     graph = {"x": {t: data[t].x.cpu() for t in data.node_types},
@@ -101,6 +101,8 @@ class Recommender:
 
             prior = PathPrior.from_state(self.train, ckpt["paths"]["state"])
             self.hybrid = HybridScorer(self._embedding_scores, prior, ckpt["paths"]["weights"])
+        # what is served, named as in metrics.json: the model, plus "+paths" when path scores are added
+        self.served_name = f"{self.model_name}+paths" if self.hybrid is not None else self.model_name
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Recommender":
@@ -145,7 +147,7 @@ class Recommender:
             return self._embedding_scores(users)
         if "popularity" in c:
             return c["popularity"].unsqueeze(0).expand(users.numel(), -1).clone()
-        return self.train.dense(users) @ c["itemknn_sim"]
+        return self.train.dense(users) @ c["item_item"]
 
     def score(self, user_ids, product_ids) -> np.ndarray:
         """Scores ``[len(user_ids), len(product_ids)]`` (higher = more likely to buy)."""
@@ -176,8 +178,8 @@ class Recommender:
     def reasons(self, user: int, products: list[int]) -> list[str]:
         """One line per product: the user's training product that most supports it, and what they share.
 
-        Support is the model's own: for item-kNN the history item with the largest similarity term of
-        the score; for embedding models the history item whose product vector is closest (cosine) to the
+        Support is the model's own: for item-kNN and EASE the history item with the largest term of the
+        score; for embedding models the history item whose product vector is closest (cosine) to the
         recommended one; popularity names the count. ``kgrec explain`` gives the model-tested paths.
         """
         c, titles = self.ckpt, self.ckpt["titles"]
@@ -190,8 +192,7 @@ class Recommender:
             emb = torch.nn.functional.normalize(c["item_emb"][:, :-1], dim=1)
             support = emb[history] @ emb[products].T  # [H, P]
         else:
-            sim = c["itemknn_sim"]
-            support = sim[history][:, products]
+            support = c["item_item"][history][:, products]
         best = support.argmax(0).tolist()
         links = self._product_links()
         kinds = {"in_category": "category", "made_by": "brand", "has_tag": "tag"}  # relation → node type

@@ -61,7 +61,7 @@ def _scores_figure(rec: Recommender, users: torch.Tensor):
     fig = go.Figure()
     fig.add_histogram(x=scores.flatten().numpy(), name="all products", histnorm="probability density", opacity=0.6)
     fig.add_histogram(x=top.flatten().numpy(), name="top 10 per user", histnorm="probability density", opacity=0.6)
-    fig.update_layout(barmode="overlay", title=f"model scores for {users.numel()} sampled users ({rec.model_name})",
+    fig.update_layout(barmode="overlay", title=f"model scores for {users.numel()} sampled users ({rec.served_name})",
                       xaxis_title="score", yaxis_title="density", height=380)
     return fig
 
@@ -179,7 +179,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, users: int 
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padding:4px 8px;font-size:14px}}
 th{{background:#f4f4f4}}small{{color:#777}}</style></head>
 <body><h1>kgrec report</h1>
-<p>Run <code>{html.escape(str(run))}</code>: model <b>{html.escape(rec.model_name)}</b>,
+<p>Run <code>{html.escape(str(run))}</code>: model <b>{html.escape(rec.served_name)}</b>,
 dataset {html.escape(str(summary['dataset']))}{' (synthetic demo catalog)' if metrics.get('synthetic') else ''},
 split {html.escape(str(summary['split']))}, seed {summary['seed']}.</p>
 {''.join(parts)}

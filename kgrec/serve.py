@@ -149,7 +149,7 @@ def create_app(run_dir: str | Path) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": rec.model_name, "users": len(rec.user_ids), "products": len(rec.product_ids)}
+        return {"status": "ok", "model": rec.served_name, "users": len(rec.user_ids), "products": len(rec.product_ids)}
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(req: RecommendRequest) -> dict:
@@ -159,7 +159,7 @@ def create_app(run_dir: str | Path) -> FastAPI:
                 r["reason"] = "for a new shopper, from the products they picked"
         else:
             rows = rec.recommend(req.user_id, k=req.k, exclude_seen=req.exclude_seen)
-        return {"user_id": req.user_id, "model": rec.model_name, "recommendations": rows}
+        return {"user_id": req.user_id, "model": rec.served_name, "recommendations": rows}
 
     @app.post("/score", response_model=ScoreResponse)
     def score(req: ScoreRequest) -> dict:

@@ -8,6 +8,8 @@ and a later purchase, say) leaves the training graph together. Strategies:
 - ``random``: the same per-user hold-out with a seeded random order (for data without timestamps).
 - ``time``: a global time cut — the last 10 % of pairs by time → test, the 10 % before → validation.
 - ``val-only``: only a validation pair per user (for early stopping); no test set.
+- ``all``: every pair trains, nothing is held out: the refit that a run serves, once its settings
+  and epoch count were chosen on one of the splits above (not a choice of ``--split``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("loo", "random", "time", "val-only")
+ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def unique_pairs(interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_interactions(interactions: pd.DataFrame, strategy: str = "loo", seed: int = 0) -> Split:
-    if strategy not in SPLITS:
+    if strategy not in SPLITS and strategy != ALL:
         raise ValueError(f"unknown split {strategy!r}; choose one of {', '.join(SPLITS)}")
     pairs = unique_pairs(interactions)
     has_time = pairs["timestamp"].notna().any()
@@ -59,11 +62,11 @@ def split_interactions(interactions: pd.DataFrame, strategy: str = "loo", seed: 
     pairs = pairs.assign(_key=key).sort_values(["user_id", "_key", "order"], kind="stable")
     part = np.zeros(len(pairs), dtype=np.int8)  # 0 train, 1 val, 2 test
     if strategy == "time":
-        order = np.argsort(pairs["_key"].to_numpy() + pairs["order"].to_numpy() * 0, kind="stable")
+        order = np.argsort(pairs["_key"].to_numpy(), kind="stable")
         n = len(pairs)
         part[order[int(n * 0.9):]] = 2
         part[order[int(n * 0.8):int(n * 0.9)]] = 1
-    else:
+    elif strategy != ALL:
         rank_from_end = pairs.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
         size = pairs.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
         eligible = size >= 3

@@ -8,8 +8,8 @@ from pathlib import Path
 from .split import SPLITS
 
 # The registry's names, kept here so that 'kgrec --help' does not import torch (a test checks they match).
-MODEL_NAMES = ("rgcn", "hgt", "lightgcn", "itemknn", "popularity")
-DEFAULT_BASELINES = ("popularity", "itemknn", "lightgcn")
+MODEL_NAMES = ("rgcn", "hgt", "lightgcn", "ease", "itemknn", "popularity")
+DEFAULT_BASELINES = ("popularity", "itemknn", "ease", "lightgcn")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
                    help="comma-separated baselines trained in the same run ('' for none)")
     p.add_argument("--split", choices=SPLITS, default="loo", help="evaluation split (default loo)")
-    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping on val NDCG@10)")
+    p.add_argument("--epochs", type=int, default=300, help="maximum epochs (early stopping on val NDCG@10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", default="runs/latest", help="RUN_DIR for metrics, checkpoint, TensorBoard")
@@ -39,8 +39,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="learnable id embeddings for all node types, all but users, or none (inductive)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--lr", type=float, default=0.005)
-    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--loss", choices=["softmax", "bpr"], default="softmax", help="sampled softmax (default) or BPR")
     p.add_argument("--neighbours", metavar="F1,F2",
                    help="GNN mini-batches on neighbour-sampled subgraphs, fan-out per layer (e.g. 10,10); "
@@ -158,11 +158,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         rows = rec.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     if args.json:
-        print(json.dumps({"user_id": who, "model": rec.model_name, "recommendations": rows}, indent=2,
+        print(json.dumps({"user_id": who, "model": rec.served_name, "recommendations": rows}, indent=2,
                          ensure_ascii=False))
         return 0
     print(f"top {len(rows)} for " + (f"user {who}" if who else f"a new user who picked {args.products}")
-          + f" ({rec.model_name}):")
+          + f" ({rec.served_name}):")
     for r in rows:
         print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:60]}")
         print(f"     {r['reason']}")
@@ -199,10 +199,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(to_json(result))
         return 0
-    print(f"why {args.product} for {args.user} ({result['model']}, score {result['score']:.3f}); "
-          f"{result['paths_found']} paths found, {result['paths_tested']} tested:")
+    print(f"why {args.product} for {args.user} ({result['model']}, score {result['score']:.3f}):")
+    words = {"gnn": "graph neural network", "co_interacted": "chosen by the same shoppers", "text": "similar text",
+             "category": "shared category", "brand": "shared brand"}
+    for term in result["terms"]:
+        line = f"  {term['value']:+8.3f}  {words.get(term['name'], term['name'])}"
+        if "because" in term:
+            line += f" (most from “{term['because']['title'][:50] or term['because']['product_id']}”)"
+        print(line)
+    print(f"GNN paths: {result['paths_found']} found, {result['paths_tested']} tested; the GNN's own score is "
+          f"{result['gnn_score']:.3f}:")
     for k, path in enumerate(result["paths"], 1):
-        print(f"\n{k}. {path['sentence']}\n   importance (score drop without this path): {path['importance']:+.4f}")
+        print(f"\n{k}. {path['sentence']}\n   importance (GNN score drop without this path): {path['importance']:+.4f}"
+              f" ({path['importance_served']:+.3f} of the served score)")
         if path.get("cypher"):
             print("   cypher: " + " ".join(path["cypher"].split("\n")[2:]).strip())
             print(f"   parameters: {json.dumps(path['parameters'], ensure_ascii=False)}")

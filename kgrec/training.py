@@ -1,5 +1,5 @@
-"""Training: BPR with uniform + same-category hard negatives, AdamW, early stopping on validation
-NDCG@10, bf16 autocast on CUDA, deterministic on CPU for a seed, TensorBoard curves."""
+"""Training: sampled softmax over uniform negatives shared by the batch (or BPR), Adam, early stopping on
+validation NDCG@10, bf16 autocast on CUDA, deterministic on CPU for a seed, TensorBoard curves."""
 from __future__ import annotations
 
 import copy
@@ -17,17 +17,20 @@ from .interactions import UserItems
 
 @dataclass(frozen=True)
 class OptimConfig:
-    epochs: int = 200
-    lr: float = 0.005
+    epochs: int = 300
+    lr: float = 1e-3
     weight_decay: float = 0.0
-    l2: float = 1e-4  # L2 on the batch's output embeddings
-    batch_size: int = 2048
-    negatives: int = 64
-    hard_negative_ratio: float = 0.25
-    patience: int = 30  # epochs without a better validation NDCG@10 before stopping
-    eval_every: int = 1
-    loss: str = "softmax"  # bpr | softmax (sampled softmax over the positive and its negatives)
-    temperature: float = 1.0  # softmax temperature
+    l2: float = 0.0  # weight of the model's own regulariser (LightGCN: L2 of the batch's layer-0 embeddings)
+    batch_size: int = 1024
+    # negatives per step: shared by the batch ([B, d] x [d, K], every product when the catalog has at most
+    # this many: a full softmax), or per example when shared_negatives is False
+    negatives: int = 8192
+    shared_negatives: bool = True
+    hard_negative_ratio: float = 0.0  # share of per-example negatives drawn from the positive's category
+    patience: int = 20  # epochs without a better validation NDCG@10 before stopping
+    eval_every: int = 2
+    loss: str = "softmax"  # softmax (sampled softmax of the positive against the negatives) | bpr
+    temperature: float = 0.15  # softmax temperature on cosine scores
     # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
     neighbours: tuple[int, ...] | None = None
 
@@ -37,19 +40,28 @@ class NegativeSampler:
 
     def __init__(self, n_items: int, item_category: Tensor | None, hard_ratio: float, generator: torch.Generator):
         self.n_items, self.hard_ratio, self.gen = n_items, hard_ratio, generator
-        self.item_category = item_category
-        if item_category is not None and hard_ratio > 0:
-            has = item_category >= 0
+        has = item_category >= 0 if item_category is not None else None
+        if has is None or not bool(has.any()):  # no categories (a triples-only export): uniform only
+            self.hard_ratio = 0.0
+        if self.hard_ratio > 0:
+            self.item_category = item_category
             order = torch.argsort(item_category[has], stable=True)
             self.cat_items = torch.nonzero(has).flatten()[order]
             counts = torch.bincount(item_category[has], minlength=int(item_category.max()) + 1)
             self.cat_start = counts.cumsum(0) - counts
             self.cat_size = counts
 
+    def shared(self, k: int) -> Tensor:
+        """Negatives for a whole batch ``[k]``: every product when there are at most ``k``, else ``k``
+        uniform draws."""
+        if k >= self.n_items:
+            return torch.arange(self.n_items)
+        return torch.randint(0, self.n_items, (k,), generator=self.gen)
+
     def __call__(self, pos: Tensor, k: int) -> Tensor:
         """``pos [B]`` → negatives ``[B, k]``."""
         neg = torch.randint(0, self.n_items, (pos.numel(), k), generator=self.gen)
-        if self.item_category is None or self.hard_ratio <= 0:
+        if self.hard_ratio <= 0:
             return neg
         cat = self.item_category[pos]  # [B]
         use = (torch.rand(pos.numel(), k, generator=self.gen) < self.hard_ratio) & (cat >= 0)[:, None]
@@ -59,22 +71,29 @@ class NegativeSampler:
         return torch.where(use, hard, neg)
 
 
-def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """``u [B, d]``, ``pos [B, d]``, ``neg [B, k, d]`` → scalar mean BPR loss."""
-    pos_s = (u * pos).sum(-1, keepdim=True)  # [B, 1]
-    neg_s = torch.einsum("bd,bkd->bk", u, neg)  # [B, k]
-    return F.softplus(neg_s - pos_s).mean()
+def ranking_loss(u: Tensor, pos: Tensor, neg: Tensor, pos_idx: Tensor, neg_idx: Tensor, loss: str,
+                 temperature: float) -> Tensor:
+    """Scalar loss of the positives against the negatives.
 
-
-def softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
-    """Sampled softmax: ``u [B, d]``, ``pos [B, d]``, ``neg [B, k, d]`` → scalar cross-entropy of the positive."""
+    ``u [B, d]``, ``pos [B, d]``; negatives either per example (``neg [B, k, d]``, ``neg_idx [B, k]``) or
+    shared by the batch (``neg [K, d]``, ``neg_idx [K]``). A negative that is the example's own positive
+    is masked out. ``softmax``: cross-entropy of the positive among ``1 + k`` logits divided by
+    ``temperature``; ``bpr``: mean ``softplus(s_neg - s_pos)``.
+    """
     pos_s = (u * pos).sum(-1, keepdim=True)  # [B, 1]
-    neg_s = torch.einsum("bd,bkd->bk", u, neg)  # [B, k]
-    logits = torch.cat([pos_s, neg_s], 1) / temperature  # [B, 1 + k]
+    if neg.dim() == 2:  # shared: [B, d] x [d, K]
+        neg_s = u @ neg.T  # [B, K]
+        hit = neg_idx[None, :] == pos_idx[:, None]
+    else:
+        neg_s = torch.einsum("bd,bkd->bk", u, neg)  # [B, k]
+        hit = neg_idx == pos_idx[:, None]
+    if loss == "bpr":
+        return (F.softplus(neg_s - pos_s) * ~hit).sum() / (~hit).sum().clamp(min=1)
+    logits = torch.cat([pos_s, neg_s.masked_fill(hit, float("-inf"))], 1) / temperature  # [B, 1 + k]
     return F.cross_entropy(logits, torch.zeros(u.shape[0], dtype=torch.long, device=u.device))
 
 
-LOSSES = {"bpr": lambda u, p, n, t: bpr_loss(u, p, n), "softmax": softmax_loss}
+LOSSES = ("softmax", "bpr")
 
 
 def dist_info() -> tuple[int, int]:
@@ -108,7 +127,7 @@ class Batch:
     """One optimiser step's inputs on this process.
 
     ``model.embed(*inputs)`` gives ``(U, I)``; the step's examples are users ``U[users] [B]``, positive
-    products ``I[pos] [B]`` and negatives ``I[neg] [B, k]``. ``share`` is this process's fraction of the
+    products ``I[pos] [B]`` and negatives ``I[neg]``: ``[B, k]`` per example, or ``[K]`` shared by the batch. ``share`` is this process's fraction of the
     step's loss (1.0 on one process) and ``size`` the number of examples in the step over all processes.
     """
 
@@ -139,10 +158,15 @@ class FullGraphBatches:
         perm = torch.randperm(n, generator=self.gen)
         for start in range(0, n, self.cfg.batch_size):
             b = perm[start:start + self.cfg.batch_size]
-            neg = self.sampler(self.items[b], self.cfg.negatives)
+            if self.cfg.shared_negatives:
+                neg = self.sampler.shared(self.cfg.negatives)
+            else:
+                neg = self.sampler(self.items[b], self.cfg.negatives)
             size = b.numel()
             if world > 1:  # this process's slice of the (identical on every process) batch
-                b, neg = b[rank::world], neg[rank::world]
+                b = b[rank::world]
+                if not self.cfg.shared_negatives:
+                    neg = neg[rank::world]
             yield Batch(self.inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
 
 
@@ -152,8 +176,9 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
                           writer=None, tag: str = "model", progress: bool = False, batches=None) -> dict:
     """Train ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` and keep the best epoch.
 
-    Returns ``{"epochs": n, "best_epoch": e, "val": metrics, "curve": [...]}``; the model ends with
-    the weights of the best validation NDCG@10.
+    Returns ``{"epochs": n, "best_epoch": e, "curve": [...]}``; the model ends with the weights of the
+    best validation NDCG@10. Without validation targets (a refit on every interaction) it trains all
+    ``cfg.epochs`` epochs and keeps the last.
 
     ``batches`` (an iterable of :class:`Batch`, walked once per epoch) defaults to
     :class:`FullGraphBatches`; :class:`kgrec.sampling.NeighbourBatches` gives neighbour-sampled
@@ -166,9 +191,12 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     gen = torch.Generator().manual_seed(seed)
     if batches is None:
         batches = FullGraphBatches(embed_inputs, train_users, train_items, n_items, item_category, cfg, gen)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = device.type == "cuda"
     best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
+    validate = len(val_targets) > 0
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -182,10 +210,11 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
         for batch in batches:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*batch.inputs)
-                ue = U[batch.users.to(device)].float()
-                pe, ne = I[batch.pos.to(device)].float(), I[batch.neg.to(device)].float()
-                loss = LOSSES[cfg.loss](ue, pe, ne, cfg.temperature) * batch.share
-                loss = loss + cfg.l2 * (ue.pow(2).sum() + pe.pow(2).sum() + ne.pow(2).sum() / cfg.negatives) / batch.size
+                users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
+                loss = ranking_loss(U[users].float(), I[pos].float(), I[neg].float(), pos, neg, cfg.loss,
+                                    cfg.temperature) * batch.share
+                if cfg.l2 > 0:
+                    loss = loss + cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:  # the shares sum to the step's loss, so the summed gradients are its gradient
@@ -197,6 +226,11 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
             total += float(batch_loss) * batch.size
             seen += batch.size
         epoch_s = time.perf_counter() - t0
+        if not validate:
+            curve.append({"epoch": epoch, "loss": total / max(seen, 1), "epoch_seconds": epoch_s})
+            if bar is not None:
+                bar.update(1)
+            continue
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
         ndcg = 0.0
@@ -223,7 +257,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    return {"epochs": epoch, "best_epoch": best_epoch, "curve": curve}
+    return {"epochs": epoch, "best_epoch": best_epoch if validate else epoch, "curve": curve}
 
 
 @torch.no_grad()

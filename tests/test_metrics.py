@@ -59,8 +59,38 @@ def test_itemknn_dense_and_sparse_paths_agree():
 
     g = torch.Generator().manual_seed(0)
     u, i = torch.randint(0, 300, (3000,), generator=g), torch.randint(0, 500, (3000,), generator=g)
-    dense = ItemKNN(300, 500).fit(u, i)
-    sparse = ItemKNN(300, 500, dense_max=10, neighbours=500).fit(u, i)
+    dense = ItemKNN(300, 500).fit(UserItems(u, i, 300, 500))
+    sparse = ItemKNN(300, 500, dense_max=10, neighbours=500).fit(UserItems(u, i, 300, 500))
     users = torch.arange(20)
     assert torch.allclose(dense.score_users(users), sparse.score_users(users), atol=1e-5)
     assert torch.allclose(dense.top_neighbours(5)[2], sparse.top_neighbours(5)[2], atol=1e-6)
+
+
+def test_ease_matches_its_closed_form_and_picks_lambda_on_validation():
+    """B = I - P diag(1/diag P) with P = (XᵀX + λI)⁻¹, zero diagonal; λ is the validation-best of the grid."""
+    from kgrec.models.baselines import EASE
+
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items = 60, 25
+    u, i = torch.randint(0, n_users, (400,), generator=g), torch.randint(0, n_items, (400,), generator=g)
+    hist = UserItems(u, i, n_users, n_items)
+    model = EASE(n_users, n_items, lam=10.0).fit(hist)
+    x = hist.dense(torch.arange(n_users)).double()
+    p = torch.linalg.inv(x.T @ x + 10.0 * torch.eye(n_items, dtype=torch.float64))
+    b = torch.eye(n_items, dtype=torch.float64) - p / torch.diag(p)[None, :]
+    b.fill_diagonal_(0)
+    assert torch.allclose(model.B, b.float(), atol=1e-5)
+    assert torch.allclose(model.score_users(torch.arange(3)), x[:3].float() @ b.float(), atol=1e-4)
+
+    val = UserItems(torch.arange(n_users), torch.randint(0, n_items, (n_users,), generator=g), n_users, n_items)
+    chosen = EASE(n_users, n_items).fit(hist, val)
+    trace = {row["lambda"]: row["val_ndcg@10"] for row in chosen.selection}
+    assert set(trace) == set(EASE.LAMBDAS)
+    assert trace[chosen.lam] == max(trace.values())
+
+
+def test_ease_refuses_catalogs_too_large_for_a_dense_item_matrix():
+    from kgrec.models.baselines import EASE
+
+    with pytest.raises(ValueError, match="dense"):
+        EASE(10, EASE.MAX_ITEMS + 1)

@@ -27,7 +27,7 @@ def test_endpoints_answer_like_the_cli(api, demo_run):
     user = rec.user_ids[4]
     with urllib.request.urlopen(api + "/health") as r:
         health = json.loads(r.read())
-    assert health["model"] == "rgcn" and health["users"] == len(rec.user_ids)
+    assert health["model"] == rec.served_name == "rgcn+paths" and health["users"] == len(rec.user_ids)
     status, body = post(api, "/recommend", {"user_id": user, "k": 5})
     assert status == 200
     validate("recommend", body)

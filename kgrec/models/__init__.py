@@ -5,7 +5,7 @@ from typing import Callable
 
 from torch_geometric.data import HeteroData
 
-from .baselines import ItemKNN, LightGCNModel, Popularity
+from .baselines import EASE, ItemKNN, LightGCNModel, Popularity
 from .gnn import GNNRecommender, HGTEncoder, RGCNEncoder
 
 
@@ -19,20 +19,24 @@ def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id
     }
 
 
-def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-               id_embeddings: str = "all", linear: bool = False, **_: object) -> GNNRecommender:
-    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings), linear=linear),
+def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
+               **_: object) -> GNNRecommender:
+    return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
                           data["product"].num_nodes)
 
 
-def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-              id_embeddings: str = "all", **_: object) -> GNNRecommender:
+def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
+              **_: object) -> GNNRecommender:
     return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
                           data["product"].num_nodes)
 
 
-def build_lightgcn(data: HeteroData, hidden: int = 64, **_: object) -> LightGCNModel:
-    return LightGCNModel(data["user"].num_nodes, data["product"].num_nodes, hidden, num_layers=3)
+def build_lightgcn(data: HeteroData, **_: object) -> LightGCNModel:
+    return LightGCNModel(data["user"].num_nodes, data["product"].num_nodes)
+
+
+def build_ease(data: HeteroData, **_: object) -> EASE:
+    return EASE(data["user"].num_nodes, data["product"].num_nodes)
 
 
 def build_itemknn(data: HeteroData, **_: object) -> ItemKNN:
@@ -47,9 +51,10 @@ MODELS: dict[str, Callable[..., object]] = {
     "rgcn": build_rgcn,
     "hgt": build_hgt,
     "lightgcn": build_lightgcn,
+    "ease": build_ease,
     "itemknn": build_itemknn,
     "popularity": build_popularity,
 }
 GNN_MODELS = ("rgcn", "hgt")
 TRAINED_MODELS = ("rgcn", "hgt", "lightgcn")  # learned by gradient descent; the rest are closed-form
-BASELINES = ("popularity", "itemknn", "lightgcn")
+BASELINES = ("popularity", "itemknn", "ease", "lightgcn")

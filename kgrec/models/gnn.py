@@ -1,16 +1,28 @@
-"""Knowledge-graph encoders: R-GCN (basis decomposition) and HGT, plus the dot-product recommender.
+"""Knowledge-graph encoders, R-GCN and HGT, and the recommender that scores with them.
 
-Both encoders map every node type to a ``hidden``-dim vector from (a) a per-type linear projection of
-its features and (b) a learnable id embedding (``id_embeddings="no-user"`` or ``"none"`` for inductive use), then run
-``num_layers`` of message passing over all edge types. The layer outputs are averaged (as LightGCN
-does), so shallow and deep signals both reach the decoder. Scores are dot products, so top-K over all
-products is one matrix product.
+Both encoders start from the same per-type inputs (:class:`NodeInputs`): a two-layer MLP over the
+node's features (for products, the frozen language-model embedding of their text plus review and
+catalog statistics, as AlphaRec does) plus a learnable id embedding. They then run ``num_layers``
+rounds of message passing over every relation of the knowledge graph and average the layer outputs
+(as LightGCN does), so shallow and deep signals both reach the decoder.
+
+- :class:`RGCNEncoder` is a relational GCN whose relation weights are scalars (``W_r = a_r·I``) and
+  whose messages are normalised per relation the way LightGCN normalises its one relation,
+  ``1/sqrt(deg_out_r(src)·deg_in_r(dst))``. Without the per-layer matrices and non-linearities of the
+  original R-GCN it has few parameters to overfit sparse shop data; each layer is one sparse product
+  per relation.
+- :class:`HGTEncoder` uses PyG's ``HGTConv`` (type-specific attention) over the same inputs.
+
+:class:`GNNRecommender` scores ``cos(h_u, h_i) + b_i`` with a learned product bias (the cosine alone
+cannot say that one product is chosen more than another); training divides the score by a temperature
+(softmax over sampled or all products). The bias is folded into the vectors, so top-K over all
+products stays one matrix product.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import HGTConv, RGCNConv
+from torch_geometric.nn import HGTConv
 
 NodeType = str
 EdgeType = tuple[str, str, str]
@@ -19,21 +31,48 @@ EdgeType = tuple[str, str, str]
 ID_EMBEDDINGS = ("all", "no-user", "none")
 
 
+class _SpMM(torch.autograd.Function):
+    """``A @ h`` for a fixed sparse CSR ``A [N_dst, N_src]`` with its transpose given for the backward."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
+        ctx.a_t = a_t
+        return a @ h
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, ctx.a_t @ grad
+
+
+def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
+    """``edge_index [2, E]`` (src, dst) → CSR ``A [n_dst, n_src]`` with entries
+    ``1/sqrt(deg_out(src)·deg_in(dst))`` (duplicate edges add up), and its transpose ``[n_src, n_dst]``."""
+    src, dst = edge_index[0], edge_index[1]
+    ones = torch.ones(src.numel(), device=src.device)
+    deg_out = torch.zeros(n_src, device=src.device).index_add_(0, src, ones)
+    deg_in = torch.zeros(n_dst, device=src.device).index_add_(0, dst, ones)
+    val = deg_out[src].clamp(min=1).rsqrt() * deg_in[dst].clamp(min=1).rsqrt()
+    a = torch.sparse_coo_tensor(torch.stack([dst, src]), val, (n_dst, n_src)).coalesce()
+    return a.to_sparse_csr(), a.t().coalesce().to_sparse_csr()
+
+
 class NodeInputs(nn.Module):
-    """Per-type input layer: ``x_dict[t] [N_t, F_t]`` → ``[N_t, hidden]``."""
+    """Per-type input layer: ``x_dict[t] [N_t, F_t]`` → ``[N_t, hidden]`` (MLP of the features + id embedding)."""
 
     def __init__(self, in_dims: dict[NodeType, int], num_nodes: dict[NodeType, int], hidden: int,
-                 id_embeddings: str = "all"):
+                 id_embeddings: str = "all", dropout: float = 0.0):
         super().__init__()
         if id_embeddings not in ID_EMBEDDINGS:
             raise ValueError(f"id_embeddings must be one of {ID_EMBEDDINGS}")
         with_ids = {"all": set(num_nodes), "no-user": set(num_nodes) - {"user"}, "none": set()}[id_embeddings]
-        self.proj = nn.ModuleDict({t: nn.Linear(f, hidden) for t, f in in_dims.items() if f > 0})
+        self.proj = nn.ModuleDict({t: nn.Sequential(nn.Linear(f, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden))
+                                   for t, f in in_dims.items() if f > 0})
         self.emb = nn.ModuleDict({t: nn.Embedding(n, hidden) for t, n in num_nodes.items() if t in with_ids})
         self.type_vec = nn.ParameterDict({t: nn.Parameter(torch.zeros(hidden)) for t in num_nodes
                                           if t not in self.proj and t not in self.emb})
         for e in self.emb.values():
             nn.init.normal_(e.weight, std=0.1)
+        self.dropout = nn.Dropout(dropout)
         self.num_nodes = dict(num_nodes)
         self.hidden = hidden
 
@@ -49,7 +88,7 @@ class NodeInputs(nn.Module):
             if t in x_dict:
                 n = x_dict[t].shape[0]
             if t in self.proj:
-                h = self.proj[t](x_dict[t])
+                h = self.proj[t](self.dropout(x_dict[t]))
             if t in self.emb:
                 if n_id_dict is not None:
                     w = self.emb[t](n_id_dict[t])
@@ -65,54 +104,48 @@ class NodeInputs(nn.Module):
 
 
 class RGCNEncoder(nn.Module):
-    """Relational GCN over the whole heterogeneous graph (homogenised with an edge-type vector)."""
+    """Relational GCN with scalar relation weights and per-relation symmetric normalisation.
+
+    Layer ``l+1`` of node ``v``: ``h_v = Σ_r a_r Σ_{u ∈ N_r(v)} h_u / sqrt(deg_out_r(u)·deg_in_r(v))``,
+    ``a_r = exp(θ_r)`` learned (θ starts at 0). The output is the mean of the layers ``0..L``.
+    """
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], in_dims: dict[NodeType, int],
-                 num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, num_bases: int = 8,
-                 dropout: float = 0.1, id_embeddings: str = "all", linear: bool = False):
+                 num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, dropout: float = 0.0,
+                 id_embeddings: str = "all"):
         super().__init__()
-        self.linear = linear
         self.node_types = list(node_types)
         self.edge_types = list(edge_types)
-        self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings)
-        n_rel = len(self.edge_types)
-        self.convs = nn.ModuleList(
-            RGCNConv(hidden, hidden, n_rel, num_bases=min(num_bases, n_rel), aggr="mean") for _ in range(num_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.num_layers = num_layers
+        self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings, dropout)
+        self.relation_logit = nn.Parameter(torch.zeros(len(self.edge_types)))
+        self._adjacency: dict[EdgeType, tuple] = {}  # per edge type: (key of its edge_index, A, Aᵀ)
 
-    def _homogenise(self, edge_index_dict: dict[EdgeType, Tensor], sizes: dict[NodeType, int], device):
-        offsets, total = {}, 0
-        for t in self.node_types:
-            offsets[t] = total
-            total += sizes[t]
-        eis, ets = [], []
-        for r, et in enumerate(self.edge_types):
-            ei = edge_index_dict.get(et)
-            if ei is None or ei.numel() == 0:
-                continue
-            shift = torch.tensor([[offsets[et[0]]], [offsets[et[2]]]], device=device)
-            eis.append(ei + shift)
-            ets.append(torch.full((ei.shape[1],), r, dtype=torch.long, device=device))
-        return offsets, torch.cat(eis, 1), torch.cat(ets)
+    def adjacency(self, et: EdgeType, edge_index: Tensor, sizes: dict[NodeType, int]) -> tuple[Tensor, Tensor]:
+        """The normalised adjacency of one relation, rebuilt only when its ``edge_index`` changes."""
+        key = (edge_index.data_ptr(), edge_index.shape[1], sizes[et[0]], sizes[et[2]], edge_index.device)
+        cached = self._adjacency.get(et)
+        if cached is None or cached[0] != key:
+            cached = (key, *normalised_adjacency(edge_index, sizes[et[0]], sizes[et[2]]))
+            self._adjacency[et] = cached
+        return cached[1], cached[2]
 
     def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                 n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:
         """Returns ``{node_type: [N_t, hidden]}`` (``n_id_dict``: see :class:`NodeInputs`)."""
-        h_dict = self.inputs(x_dict, n_id_dict)
-        sizes = {t: h.shape[0] for t, h in h_dict.items()}
-        device = next(iter(h_dict.values())).device
-        offsets, edge_index, edge_type = self._homogenise(edge_index_dict, sizes, device)
-        h = torch.cat([h_dict[t] for t in self.node_types])  # [N, hidden]
-        layers = [h]
-        for conv, norm in zip(self.convs, self.norms):
-            if self.linear:  # LightGCN-style: no non-linearity, the layer output is the next input
-                h = self.dropout(conv(h, edge_index, edge_type))
-            else:
-                h = h + self.dropout(torch.relu(norm(conv(h, edge_index, edge_type))))
-            layers.append(h)
-        h = torch.stack(layers).mean(0)
-        return {t: h[offsets[t]:offsets[t] + sizes[t]] for t in self.node_types}
+        h = self.inputs(x_dict, n_id_dict)
+        sizes = {t: v.shape[0] for t, v in h.items()}
+        weight = self.relation_logit.exp()
+        rels = [(r, et, self.adjacency(et, edge_index_dict[et], sizes)) for r, et in enumerate(self.edge_types)
+                if edge_index_dict.get(et) is not None and edge_index_dict[et].numel() > 0]
+        total = dict(h)
+        for _ in range(self.num_layers):
+            out = {t: torch.zeros_like(v, dtype=torch.float32) for t, v in h.items()}
+            for r, (src, _, dst), (a, a_t) in rels:
+                out[dst] = out[dst] + weight[r] * _SpMM.apply(a, a_t, h[src].float())
+            h = out
+            total = {t: total[t] + h[t] for t in total}
+        return {t: v / (self.num_layers + 1) for t, v in total.items()}
 
 
 class HGTEncoder(nn.Module):
@@ -120,15 +153,14 @@ class HGTEncoder(nn.Module):
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], in_dims: dict[NodeType, int],
                  num_nodes: dict[NodeType, int], hidden: int = 64, num_layers: int = 2, heads: int = 2,
-                 dropout: float = 0.1, id_embeddings: str = "all"):
+                 dropout: float = 0.0, id_embeddings: str = "all"):
         super().__init__()
         self.node_types = list(node_types)
-        self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings)
+        self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings, dropout)
         metadata = (list(node_types), list(edge_types))
         self.convs = nn.ModuleList(HGTConv(hidden, hidden, metadata, heads=heads) for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.ModuleDict({t: nn.LayerNorm(hidden) for t in node_types})
                                    for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                 n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:
@@ -137,17 +169,16 @@ class HGTEncoder(nn.Module):
         layers = [h]
         for conv, norms in zip(self.convs, self.norms):
             out = conv(h, edge_index_dict)
-            h = {t: h[t] + self.dropout(torch.relu(norms[t](out[t]))) if out.get(t) is not None else h[t]
-                 for t in self.node_types}
+            h = {t: h[t] + torch.relu(norms[t](out[t])) if out.get(t) is not None else h[t] for t in self.node_types}
             layers.append(h)
         return {t: torch.stack([layer[t] for layer in layers]).mean(0) for t in self.node_types}
 
 
 class GNNRecommender(nn.Module):
-    """An encoder plus a dot-product decoder with a learned product bias for the target edge.
+    """An encoder plus a cosine decoder with a product bias: ``score(u, i) = cos(h_u, h_i) + b_i``.
 
-    ``score(u, i) = <h_u, h_i> + b_i``. The bias is folded into the vectors (``[h_u, 1]`` and
-    ``[h_i, b_i]``), so top-K over all products stays one matrix product.
+    The bias is folded into the vectors (``[ĥ_u, 1]`` and ``[ĥ_i, b_i]``, ``ĥ`` unit length), so a score
+    is one dot product and top-K over all products one matrix product.
     """
 
     def __init__(self, encoder: nn.Module, num_items: int, user_type: str = "user", item_type: str = "product"):
@@ -159,18 +190,14 @@ class GNNRecommender(nn.Module):
 
     def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
               n_id_dict: dict[NodeType, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """Returns user vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``: of the whole graph, or
-        of a sampled subgraph's nodes when ``n_id_dict`` maps its rows to global ids."""
+        """User vectors ``[U, d + 1]`` and product vectors ``[I, d + 1]``: of the whole graph, or of a
+        sampled subgraph's nodes when ``n_id_dict`` maps its rows to global ids."""
         h = self.encoder(x_dict, edge_index_dict, n_id_dict)
-        users, items = h[self.user_type], h[self.item_type]
+        users = nn.functional.normalize(h[self.user_type], dim=-1)
+        items = nn.functional.normalize(h[self.item_type], dim=-1)
         bias = self.item_bias.to(items.dtype)
         if n_id_dict is not None:
             bias = bias[n_id_dict[self.item_type]]
         elif items.shape[0] > bias.shape[0]:  # new products (cold start) get the mean bias
             bias = torch.cat([bias, bias.mean().expand(items.shape[0] - bias.shape[0], 1)])
-        return (torch.cat([users, torch.ones_like(users[:, :1])], 1), torch.cat([items, bias], 1))
-
-    @staticmethod
-    def decode(user_emb: Tensor, item_emb: Tensor) -> Tensor:
-        """``[B, d] x [B, d]`` → ``[B]`` scores (pairwise), or ``[B, d] x [I, d]`` via matmul elsewhere."""
-        return (user_emb * item_emb).sum(-1)
+        return torch.cat([users, torch.ones_like(users[:, :1])], 1), torch.cat([items, bias], 1)

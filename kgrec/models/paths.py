@@ -60,7 +60,7 @@ class PathPrior:
         from .baselines import ItemKNN
 
         n = history.n_items
-        knn = ItemKNN(history.n_users, n, neighbours=neighbours).fit(history.users, history.items)
+        knn = ItemKNN(history.n_users, n, neighbours=neighbours).fit(history)
         nbr, item, val = knn.top_neighbours(neighbours)
         co = torch.sparse_coo_tensor(torch.stack([item, nbr]), val, (n, n)).coalesce().to_sparse_csr()
         text = torch.nn.functional.normalize(text.float(), dim=1) if text is not None and text.shape[1] else None
@@ -84,6 +84,23 @@ class PathPrior:
                 per_node = torch.sparse.mm(self._transposed[name], hist.t())  # [K, B]
                 out[name] = torch.sparse.mm(m, per_node).t()
         return out
+
+    def contributions(self, user: int, product: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """What each of ``user``'s history products adds to ``P_r(user, product)``: (history ``[H]``,
+        ``{relation: [H]}``); every relation's values sum to its path score."""
+        hist = self.history.of(user)
+        out = {}
+        for name, m in self.parts.items():
+            if name == "text":
+                out[name] = m[hist] @ m[product]
+            elif name == "co_interacted":  # m[i, j] = sim(i, j): row ``product``
+                row = m[product].to_dense() if m.layout != torch.strided else m[product]
+                out[name] = row[hist]
+            else:  # (C Cᵀ)[j, product] = Σ_k C[j, k] C[product, k]
+                rows = torch.cat([hist, torch.tensor([product])])
+                dense = torch.index_select(m.to_sparse_coo(), 0, rows).to_dense()
+                out[name] = dense[:-1] @ dense[-1]
+        return hist, out
 
     def state(self) -> dict:
         """Plain tensors for a ``weights_only`` checkpoint."""
@@ -114,14 +131,19 @@ class HybridScorer:
     def __init__(self, base: Callable[[Tensor], Tensor] | None, prior: PathPrior, weights: dict[str, float]):
         self.base, self.prior, self.weights = base, prior, dict(weights)
 
-    def __call__(self, users: Tensor) -> Tensor:
-        out = _z(self.base(users).float()) if self.base is not None else 0.0
+    def terms(self, users: Tensor) -> dict[str, Tensor]:
+        """The served score's additive parts for ``users [B]``: ``{"gnn": z(base) [B, I], relation:
+        w_r z(P_r) [B, I]}`` (relations of weight 0 left out); they sum to ``self(users)``."""
+        out = {"gnn": _z(self.base(users).float())} if self.base is not None else {}
         used = {name: w for name, w in self.weights.items() if w}
         parts = self.prior.scores(users, used)  # zero-weighted relations are not computed
         for name, w in used.items():
             if name in parts:
-                out = out + w * _z(parts[name])
+                out[name] = w * _z(parts[name])
         return out
+
+    def __call__(self, users: Tensor) -> Tensor:
+        return sum(self.terms(users).values())
 
     def fit(self, val: UserItems, exclude: list[UserItems], sweeps: int = 2) -> dict:
         """Coordinate ascent of the weights on validation NDCG@10. Returns the search trace."""
