@@ -11,6 +11,7 @@ import json
 import math
 import re
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class LoadReport:
     merged: Counter = field(default_factory=Counter)  # reason -> rows folded into another row
     repaired: Counter = field(default_factory=Counter)  # reason -> rows kept with a value fixed or cleared
     examples: dict[str, list[str]] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)  # text file -> how it was decoded
 
     def _note(self, reason: str, where: str | None) -> None:
         if where is not None:
@@ -85,6 +87,7 @@ class LoadReport:
             "merged": dict(self.merged),
             "repaired": dict(self.repaired),
             "examples": self.examples,
+            "encodings": self.encodings,
         }
 
 
@@ -124,15 +127,75 @@ def empty_table(name: str) -> pd.DataFrame:
     return _coerce(pd.DataFrame({c: [] for c in cols}), name)
 
 
-def _coerce(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Canonical dtypes: object for ids/text, float64 for ratings/prices, Int64 for timestamps."""
+ID_COLUMNS = {"user_id", "product_id", "category_id", "brand_id", "tag_id", "entity_id", "parent_id", "src_id",
+              "dst_id", "head_id", "tail_id"}
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _numeric(s: pd.Series, col: str, report: LoadReport | None) -> pd.Series:
+    """Numbers of a column as float64: datetimes (Parquet) become epoch seconds, and values that are not
+    finite numbers (``inf``, unparseable text) are cleared, counted per column."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        ts = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("float64")
+    out = pd.to_numeric(s, errors="coerce").astype("float64")
+    bad = ~np.isfinite(out) & out.notna()
+    if report is not None:
+        report.repair(f"non_finite_{col}_cleared", int(bad.sum()))
+        given = s.notna() & ~s.astype(str).str.strip().str.lower().isin({"", "nan", "null", "none", "na", "n/a"})
+        report.repair(f"unparseable_{col}_cleared", int((given & out.isna()).sum()))
+    return out.mask(bad)
+
+
+def _id_text(v: object) -> str | None:
+    """An id as text: integral floats lose their ``.0`` (``1.0`` and ``1`` are the same id)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    return str(v)
+
+
+def _clean_ids(values: pd.Series, col: str, report: LoadReport | None) -> np.ndarray:
+    """Ids in Unicode NFC without control characters (both counted per row): twins that differ only in
+    their byte form, or in an invisible NUL, are one id. Works on the distinct values only."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    cleaned = np.empty(len(uniques) + 1, dtype=object)  # the last slot stands for missing (code -1)
+    normalised = np.zeros(len(uniques) + 1, dtype=bool)
+    stripped = np.zeros(len(uniques) + 1, dtype=bool)
+    for k, v in enumerate(uniques):
+        text = _id_text(v)
+        if text is not None:
+            if not text.isascii():
+                nfc = unicodedata.normalize("NFC", text)
+                normalised[k] = nfc != text
+                text = nfc
+            if _CONTROL_RE.search(text):
+                text = _CONTROL_RE.sub("", text)
+                stripped[k] = True
+            text = text.strip() or None
+        cleaned[k] = text
+    if report is not None:
+        report.repair(f"{col}_unicode_normalised", int(normalised[codes].sum()))
+        report.repair(f"{col}_control_characters_removed", int(stripped[codes].sum()))
+    return cleaned[codes]
+
+
+def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd.DataFrame:
+    """Canonical dtypes: object for ids/text, float64 for ratings/prices, Int64 for timestamps.
+
+    With a ``report`` (the first pass over raw tables), every value that had to change is counted."""
     out = {}
     for col in TABLE_COLUMNS[name]:
         s = df[col] if col in df.columns else pd.Series([None] * len(df), index=df.index)
         if col in FLOAT_COLUMNS:
-            out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+            out[col] = _numeric(s, col, report)
         elif col in INT_COLUMNS:
-            out[col] = pd.to_numeric(s, errors="coerce").round().astype("Int64")
+            out[col] = _numeric(s, col, report).round().astype("Int64")
+        elif col in ID_COLUMNS:
+            out[col] = pd.Series(_clean_ids(s, col, report), index=df.index, dtype=object)
         else:
             vals = s.astype(object).to_numpy()
             out[col] = pd.Series(
@@ -181,7 +244,11 @@ class Catalog:
         unknown = set(tables) - set(TABLE_COLUMNS)
         if unknown:
             raise CatalogError(f"unknown tables {sorted(unknown)}; expected some of {sorted(TABLE_COLUMNS)}")
-        t = {name: _coerce(tables[name], name) if name in tables else empty_table(name) for name in TABLE_COLUMNS}
+        t = {name: _coerce(tables[name], name, report) if name in tables else empty_table(name) for name in TABLE_COLUMNS}
+        price = t["products"]["price"]
+        bad_price = price.notna() & (price < 0)
+        report.repair("negative_price_cleared", int(bad_price.sum()))
+        t["products"].loc[bad_price, "price"] = np.nan
         for name in t:
             for col in TABLE_COLUMNS[name]:
                 if col in FLOAT_COLUMNS or col in INT_COLUMNS:

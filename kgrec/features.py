@@ -20,6 +20,16 @@ PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
 Z_CLIP = 5.0  # standardised statistics are clipped to ±Z_CLIP, so one extreme row cannot dominate a feature
 
 
+def require_finite(x: np.ndarray, what: str, columns: list[str] | None = None) -> None:
+    """Raise a clear error when ``x [N, C]`` holds NaN or infinity (naming the first bad column)."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        col = int(np.flatnonzero(bad.any(0))[0])
+        name = columns[col - (x.shape[1] - len(columns))] if columns and col >= x.shape[1] - len(columns) else f"#{col}"
+        raise ValueError(f"{what}: {int(bad.any(1).sum())} rows have non-finite values (first in column {name}); "
+                         f"this is a kgrec bug or an unvalidated input, please report it")
+
+
 def fit_norm(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and stds of ``stats [N, C]`` for :func:`standardise`; a constant column gets std 1."""
     mean, std = stats.mean(0), stats.std(0)
@@ -127,14 +137,17 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     r_cnt = np.bincount(p_idx[rated], minlength=n_products)
     mean_rating = np.divide(r_sum, r_cnt, out=np.zeros_like(r_sum), where=r_cnt > 0) / 5.0
     price = catalog.products["price"].to_numpy(dtype="float64")
-    stats = np.stack([mean, std, np.log1p(cnt), share_neg, np.log1p(pop), mean_rating,
-                      np.log1p(np.nan_to_num(price, nan=0.0)), (~np.isnan(price)).astype(np.float64)], 1)
+    known_price = np.isfinite(price) & (price >= 0)  # the catalog clears other prices; never trust that here
+    log_price = np.log1p(np.where(known_price, price, 0.0))
+    stats = np.stack([mean, std, np.log1p(cnt), share_neg, np.log1p(pop), mean_rating, log_price,
+                      known_price.astype(np.float64)], 1)
     columns = {"product": ["sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity",
                            "mean_rating", "log_price", "has_price"]}
     norm = {"product": fit_norm(stats)}
     stats = standardise(stats, *norm["product"])
     parts = [encoder(product_texts(catalog, fields))] if text_on else []
     x["product"] = np.concatenate(parts + [stats.astype(np.float32)], 1).astype(np.float32)
+    require_finite(x["product"], "product features", columns["product"])
 
     n_users = len(catalog.users)
     u_cnt = np.bincount(u_idx, weights=text_mask, minlength=n_users)

@@ -40,6 +40,10 @@ def save_checkpoint(out: Path, cfg, model, embed_inputs: tuple, prep, device: to
     }
     if hasattr(model, "embed"):
         U, I = embeddings(model, embed_inputs, device)
+        for what, t in (("user vectors", U), ("product vectors", I)):
+            if not torch.isfinite(t).all():
+                raise RuntimeError(f"training produced non-finite {what} ({int((~torch.isfinite(t)).any(1).sum())} "
+                                   f"rows); the run is not saved. Lower --lr, or report this with the export")
         ckpt["user_emb"], ckpt["item_emb"] = U, I
         ckpt["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         if paths is not None:

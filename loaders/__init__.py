@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..catalog import Catalog, CatalogError
+from kgrec.catalog import Catalog, CatalogError
 
 FORMATS = ("amazon", "generic", "demo")
 

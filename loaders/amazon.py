@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..catalog import Catalog, CatalogError, LoadReport, clean_text, slug
+from kgrec.catalog import Catalog, CatalogError, LoadReport, clean_text, slug
 from ._io import read_json_lines
 
 _PRICE_RE = re.compile(r"^\$?\s*([0-9]+(?:[.,][0-9]{1,2})?)$")
@@ -31,6 +31,17 @@ def _files(folder: Path) -> tuple[list[Path], list[Path]]:
     if not reviews:
         raise CatalogError(f"{folder}: no review file (*.json[.gz] or *.jsonl[.gz] besides meta_*) found")
     return reviews, meta
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as float (``Infinity``/``NaN`` stay floats: the catalog clears them, counted);
+    anything else (text, lists) as None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _price(value: Any, report: LoadReport, where: str) -> float | None:
@@ -81,8 +92,9 @@ def load_amazon(source: str | Path) -> Catalog:
                 report.skip("review_missing_user_or_product", where=where)
                 continue
             ts = obj.get("unixReviewTime")
-            if ts is None and obj.get("timestamp") is not None:
-                ts = int(obj["timestamp"]) // 1000  # the 2023 layout stores milliseconds
+            if ts is None and obj.get("timestamp") is not None:  # the 2023 layout stores milliseconds
+                ms = _number(obj["timestamp"])
+                ts = ms / 1000 if ms is not None else obj["timestamp"]  # unparseable: cleared, counted
             rating = obj.get("overall", obj.get("rating"))
             text = clean_text(obj.get("reviewText", obj.get("text")), report, where)
             summary = clean_text(obj.get("summary", obj.get("title")))

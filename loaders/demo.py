@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..catalog import Catalog, LoadReport
+from kgrec.catalog import Catalog, LoadReport
 
 TREE: dict[str, dict[str, list[str]]] = {
     "Electronics": {

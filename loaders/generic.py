@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..catalog import TABLE_COLUMNS, Catalog, CatalogError, LoadReport, clean_text, slug
-from ._io import find_file, read_table, require_columns
+from kgrec.catalog import TABLE_COLUMNS, Catalog, CatalogError, LoadReport, clean_text, slug
+
+from ._io import ENCODINGS, check_file, check_unique_columns, find_file, read_table, require_columns
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "product_id": ("item_id", "item", "asin", "parent_asin", "sku", "productid", "itemid"),
@@ -45,7 +46,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 INPUT_STEMS = ("products", "users", "interactions", "reviews", "triples") + tuple(
     t for t in TABLE_COLUMNS if t not in ("products", "users", "interactions", "triples"))
 SEPARATOR_CANDIDATES = (" > ", "|", ">", ",")
-KNOWN_MAPPING_KEYS = {"tables", "category_separator", "tag_separator", "rating_range"}
+KNOWN_MAPPING_KEYS = {"tables", "category_separator", "tag_separator", "rating_range", "encoding"}
 
 
 def _load_mapping(folder: Path, mapping: str | Path | None) -> dict:
@@ -58,12 +59,26 @@ def _load_mapping(folder: Path, mapping: str | Path | None) -> dict:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: the mapping must be a JSON object like {{\"tables\": {{...}}}}, "
+                           f"not {type(raw).__name__}")
     unknown = set(raw) - KNOWN_MAPPING_KEYS
     if unknown:
         raise CatalogError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(KNOWN_MAPPING_KEYS)}")
-    bad_tables = set(raw.get("tables", {})) - set(INPUT_STEMS)
+    tables = raw.get("tables", {})
+    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
+        raise CatalogError(f"{path}: 'tables' must map table names to objects with 'file' and/or 'columns'")
+    bad_tables = set(tables) - set(INPUT_STEMS)
     if bad_tables:
         raise CatalogError(f"{path}: unknown tables {sorted(bad_tables)}; allowed: {sorted(INPUT_STEMS)}")
+    for stem, tconf in tables.items():
+        cols = tconf.get("columns", {})
+        if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items()):
+            raise CatalogError(f"{path}: tables.{stem}.columns must map your column names to kgrec's (strings)")
+        if "file" in tconf and not isinstance(tconf["file"], str):
+            raise CatalogError(f"{path}: tables.{stem}.file must be a file name")
+    if "encoding" in raw and str(raw["encoding"]).lower() not in ENCODINGS:
+        raise CatalogError(f"{path}: unknown encoding {raw['encoding']!r}; choose one of {', '.join(ENCODINGS)}")
     return raw
 
 
@@ -71,7 +86,10 @@ PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {"title": ("name", "product_name")
 NAN_WORDS = {"nan", "null", "none", "na", "n/a"}
 
 
-def _rename(df: pd.DataFrame, explicit: dict[str, str], stem: str) -> pd.DataFrame:
+def _rename(df: pd.DataFrame, explicit: dict[str, str], stem: str, path: Path) -> pd.DataFrame:
+    """Apply the mapping, lower-case the names and resolve aliases; two columns that end up with one
+    name are an error (never a silent merge of their values)."""
+    original = [str(c) for c in df.columns]
     df = df.rename(columns=explicit)
     lower = {c: c.strip().lower() for c in df.columns}
     df = df.rename(columns=lower)
@@ -83,13 +101,21 @@ def _rename(df: pd.DataFrame, explicit: dict[str, str], stem: str) -> pd.DataFra
             if alias in df.columns:
                 df = df.rename(columns={alias: canonical})
                 break
+    check_unique_columns(df, original, path)
     return df
 
 
 def parse_timestamps(values: pd.Series, report: LoadReport, where: str) -> pd.Series:
-    """Epoch seconds, epoch milliseconds (> 1e11), sequence positions or date strings → Int64 seconds."""
-    out = pd.to_numeric(values, errors="coerce")
-    text = values.notna() & out.isna()
+    """Epoch seconds, epoch milliseconds (> 1e11), sequence positions, date strings or datetimes
+    (Parquet) → Int64 seconds."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
+    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    infinite = out.notna() & ~np.isfinite(out)
+    report.repair("non_finite_timestamp_cleared", int(infinite.sum()), where=where)
+    out = out.mask(infinite)
+    text = values.notna() & out.isna() & ~infinite
     if text.any():
         parsed = pd.to_datetime(values[text], errors="coerce", utc=True, format="mixed")
         secs = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
@@ -109,8 +135,12 @@ def _detect_separator(paths: pd.Series) -> str:
     return " > "
 
 
-def load_generic(source: str | Path, mapping: str | Path | None = None) -> Catalog:
-    """Load a folder of generic export files into a validated catalog."""
+def load_generic(source: str | Path, mapping: str | Path | None = None, encoding: str | None = None,
+                 allow_outside: bool = False) -> Catalog:
+    """Load a folder of generic export files into a validated catalog.
+
+    ``encoding`` (or the mapping's ``"encoding"``) decodes every text file with it (default: UTF-8, or
+    GB18030 when detected); ``allow_outside`` lets the mapping name files outside the folder."""
     folder = Path(source)
     if not folder.is_dir():
         raise CatalogError(f"{folder}: the generic format is a folder of table files (products.csv, interactions.csv, …)")
@@ -124,7 +154,8 @@ def load_generic(source: str | Path, mapping: str | Path | None = None) -> Catal
             continue
         if not path.exists():
             raise CatalogError(f"{path}: named in the mapping for table {stem!r} but not found")
-        df = _rename(read_table(path, report), tconf.get("columns", {}), stem)
+        check_file(path, folder, allow_outside)
+        df = _rename(read_table(path, report, encoding or conf.get("encoding")), tconf.get("columns", {}), stem, path)
         raw[stem] = (df, path)
     if "interactions" not in raw and "reviews" not in raw:
         raise CatalogError(f"{folder}: no interactions or reviews file found (expected interactions.csv, "
