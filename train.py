@@ -10,7 +10,7 @@ from kgrec.cli import main
 
 if __name__ == "__main__":
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        from kgrec.train_cli import add_train_arguments
+        from kgrec.config import add_train_arguments
 
         parser = argparse.ArgumentParser(prog="train.py", description=__doc__)
         add_train_arguments(parser)

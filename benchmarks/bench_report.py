@@ -41,17 +41,26 @@ def machine() -> dict:
             break
         except ImportError:
             continue
-    return {"neighbour_sampler": sampler, "cpus": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    return {
+        "neighbour_sampler": sampler,
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 def describe(m: dict) -> str:
     gpu = m["gpu"] or "no GPU"
     threads = f", OMP_NUM_THREADS={m['omp_num_threads']}" if m.get("omp_num_threads") else ""
     sampler = f", {m['neighbour_sampler']}" if m.get("neighbour_sampler") else ""
-    return (f"{m['cpus']} CPU cores, {m['memory_gib']} GiB, {gpu}, torch {m['torch']}, "
-            f"PyG {m['torch_geometric']}{sampler}{threads}")
+    return (
+        f"{m['cpus']} CPU cores, {m['memory_gib']} GiB, {gpu}, torch {m['torch']}, "
+        f"PyG {m['torch_geometric']}{sampler}{threads}"
+    )
 
 
 def command_line() -> str:
@@ -70,8 +79,10 @@ def save(out: str | Path, data: object, title: str, markdown: str) -> None:
     m = machine()
     finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = command_line()
-    out.write_text(json.dumps({"command": cmd, "finished": finished, "machine": m, "data": data}, indent=2,
-                              default=float), encoding="utf-8")
+    out.write_text(
+        json.dumps({"command": cmd, "finished": finished, "machine": m, "data": data}, indent=2, default=float),
+        encoding="utf-8",
+    )
     text = f"### {title}\n\n`{cmd}`, finished {finished} ({describe(m)}).\n\n{markdown.strip()}\n"
     out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(f"\n{text}\nwrote {out} and {out.with_suffix('.md').name}", flush=True)

@@ -1,10 +1,12 @@
 """Cold start: hold 10 % of the interacted products out of training entirely, train a GNN on the rest,
 fold the held-out products in from their text and catalog edges (no retraining), and rank them, among
-every product without training interactions, for every training user who interacted with them. Prints Recall@20 / NDCG@20 of the GNN next to
+every product without training interactions, for every training user who interacted with them.
+Prints Recall@20 / NDCG@20 of the GNN next to
 text-only nearest neighbours and random ranking, per dataset and seed, and writes JSON.
 
     .venv/bin/python benchmarks/cold_start.py --datasets demo,magazine --seeds 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,12 +16,15 @@ import time
 from pathlib import Path
 
 from bench_report import markdown_table, save
-from kgrec.coldstart import evaluate_cold_start
-from kgrec.pipeline import TrainConfig
+from kgrec.config import TrainConfig
+from kgrec.serve.coldstart import evaluate_cold_start
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-DATASETS = {"demo": "demo", "magazine": str(SHARED / "amazon-magazine-2018"),
-            "scientific": str(SHARED / "amazon-scientific-2018")}
+DATASETS = {
+    "demo": "demo",
+    "magazine": str(SHARED / "amazon-magazine-2018"),
+    "scientific": str(SHARED / "amazon-scientific-2018"),
+}
 
 
 def main() -> None:
@@ -45,15 +50,45 @@ def main() -> None:
     for r in rows:
         res = r["results"]
         m = res[r["model"]]
-        table.append([r["dataset_name"], r["seed"], r["held_out_products"], f"{r['candidates']:,}", r["users_evaluated"],
-                      f"{m['recall@20']:.3f}", f"{res['text_knn']['recall@20']:.3f}", f"{res['random']['recall@20']:.3f}",
-                      f"{m['ndcg@20']:.4f}", f"{res['text_knn']['ndcg@20']:.4f}", f"{r['seconds']:.0f}"])
-    save(args.out, rows, "Cold start",
-         f"{args.share:.0%} of the interacted products held out of training entirely, folded in from their text and "
-         f"catalog edges without retraining ({args.model}), and ranked among every product without training "
-         "interactions for every training user who interacted with them.\n\n" + markdown_table(
-             ["dataset", "seed", "held out", "candidates", "users", "GNN R@20", "text-kNN R@20", "random R@20",
-              "GNN NDCG@20", "text-kNN NDCG@20", "seconds"], table))
+        table.append(
+            [
+                r["dataset_name"],
+                r["seed"],
+                r["held_out_products"],
+                f"{r['candidates']:,}",
+                r["users_evaluated"],
+                f"{m['recall@20']:.3f}",
+                f"{res['text_knn']['recall@20']:.3f}",
+                f"{res['random']['recall@20']:.3f}",
+                f"{m['ndcg@20']:.4f}",
+                f"{res['text_knn']['ndcg@20']:.4f}",
+                f"{r['seconds']:.0f}",
+            ]
+        )
+    save(
+        args.out,
+        rows,
+        "Cold start",
+        f"{args.share:.0%} of the interacted products held out of training entirely, folded in from their text and "
+        f"catalog edges without retraining ({args.model}), and ranked among every product without training "
+        "interactions for every training user who interacted with them.\n\n"
+        + markdown_table(
+            [
+                "dataset",
+                "seed",
+                "held out",
+                "candidates",
+                "users",
+                "GNN R@20",
+                "text-kNN R@20",
+                "random R@20",
+                "GNN NDCG@20",
+                "text-kNN NDCG@20",
+                "seconds",
+            ],
+            table,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench_report import markdown_table, save
-from kgrec.explain import Explainer
+from kgrec.serve.explain import Explainer
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ import argparse
 import time
 from dataclasses import replace
 
-from kgrec.evaluate import evaluate_ranking
-from kgrec.pipeline import TrainConfig, fit_model, prepare, scorer
-from kgrec.training import resolve_device
+from kgrec.config import TrainConfig
+from kgrec.train.evaluate import evaluate_ranking
+from kgrec.train.loop import resolve_device
+from kgrec.train.pipeline import fit_model, prepare, scorer
 
 
 def variants(base: TrainConfig) -> dict[str, TrainConfig]:

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from bench_report import markdown_table, save
+from kgrec.data.schema import load_schema
 from kgrec.loaders import load_catalog
 from kgrec.neo4j import server
 from kgrec.neo4j.connection import Neo4jConfig, driver
 from kgrec.neo4j.importer import database_counts, expected_counts, import_catalog, relationship_groups
-from kgrec.schema import load_schema
 
 
 def naive_import(drv, catalog, sample: int) -> tuple[int, float]:
@@ -26,9 +26,15 @@ def naive_import(drv, catalog, sample: int) -> tuple[int, float]:
     t0 = time.perf_counter()
     with drv.session() as session:
         for r in rows:
-            session.execute_write(lambda tx, r=r: tx.run(
-                "MERGE (u:User {user_id: $u}) MERGE (p:Product {product_id: $p}) MERGE (u)-[x:NAIVE]->(p) SET x += $props",
-                u=r["src"], p=r["dst"], props=r["props"]).consume())
+            session.execute_write(
+                lambda tx, r=r: tx.run(
+                    "MERGE (u:User {user_id: $u}) MERGE (p:Product {product_id: $p}) "
+                    "MERGE (u)-[x:NAIVE]->(p) SET x += $props",
+                    u=r["src"],
+                    p=r["dst"],
+                    props=r["props"],
+                ).consume()
+            )
     return len(rows), time.perf_counter() - t0
 
 
@@ -56,17 +62,37 @@ def main() -> None:
             proc.wait(timeout=120)
     fast = summary.rows / summary.seconds
     naive = n_naive / naive_s
-    result = {"rows": summary.rows, "interactions": len(cat.interactions), "batched_seconds": summary.seconds,
-              "batched_rows_per_s": fast, "naive_rows": n_naive, "naive_seconds": naive_s,
-              "naive_rows_per_s": naive, "speedup": fast / naive, "batch_size": args.batch_size}
-    table = markdown_table(["method", "rows", "seconds", "rows/s"], [
-        [f"kgrec batched import (UNWIND, batch {args.batch_size:,})", f"{summary.rows:,}", f"{summary.seconds:.1f}",
-         f"**{fast:,.0f}**"],
-        ["naive MERGE, one row per transaction", f"{n_naive:,}", f"{naive_s:.1f}", f"{naive:,.0f}"]])
-    save(args.out, result, "Neo4j import",
-         f"Demo catalog at scale {args.scale:g} ({len(cat.interactions):,} interactions) into a fresh local Neo4j "
-         f"started by the kgrec launcher; the database counts are checked against the catalog after the "
-         f"import.\n\n{table}\n\nSpeed-up {fast / naive:.0f}×.")
+    result = {
+        "rows": summary.rows,
+        "interactions": len(cat.interactions),
+        "batched_seconds": summary.seconds,
+        "batched_rows_per_s": fast,
+        "naive_rows": n_naive,
+        "naive_seconds": naive_s,
+        "naive_rows_per_s": naive,
+        "speedup": fast / naive,
+        "batch_size": args.batch_size,
+    }
+    table = markdown_table(
+        ["method", "rows", "seconds", "rows/s"],
+        [
+            [
+                f"kgrec batched import (UNWIND, batch {args.batch_size:,})",
+                f"{summary.rows:,}",
+                f"{summary.seconds:.1f}",
+                f"**{fast:,.0f}**",
+            ],
+            ["naive MERGE, one row per transaction", f"{n_naive:,}", f"{naive_s:.1f}", f"{naive:,.0f}"],
+        ],
+    )
+    save(
+        args.out,
+        result,
+        "Neo4j import",
+        f"Demo catalog at scale {args.scale:g} ({len(cat.interactions):,} interactions) into a fresh local Neo4j "
+        f"started by the kgrec launcher; the database counts are checked against the catalog after the "
+        f"import.\n\n{table}\n\nSpeed-up {fast / naive:.0f}×.",
+    )
 
 
 if __name__ == "__main__":

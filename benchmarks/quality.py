@@ -1,7 +1,8 @@
 """Quality benchmark: models × datasets × test metrics, mean ± std over seeds, all models trained in
 the same run on the same split. Prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/quality.py --datasets demo,magazine,scientific --seeds 0,1,2 --out benchmarks/results/quality.json
+    .venv/bin/python benchmarks/quality.py --datasets demo,magazine,scientific --seeds 0,1,2 \
+        --out benchmarks/results/quality.json
 
 Datasets: ``demo`` (synthetic), and ``magazine`` / ``scientific`` from ../shared/datasets (skipped
 with a note when absent). Extra ablation rows: ``--ablations`` adds R-GCN without text, without
@@ -9,6 +10,7 @@ sentiment, and without KG relations (interactions only). Every GNN run also repo
 (the GNN plus validation-weighted knowledge-graph path scores, what kgrec serves) and ``paths`` (the
 path scores alone), see kgrec.models.paths.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +20,23 @@ import time
 from pathlib import Path
 
 from bench_report import markdown_table, save
-from kgrec.pipeline import TrainConfig, run_training
+from kgrec.config import TrainConfig
+from kgrec.train.pipeline import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
-DATASETS = {"demo": "demo", "magazine": SHARED / "amazon-magazine-2018", "scientific": SHARED / "amazon-scientific-2018"}
+DATASETS = {
+    "demo": "demo",
+    "magazine": SHARED / "amazon-magazine-2018",
+    "scientific": SHARED / "amazon-scientific-2018",
+}
+# the table's column order (kgrec.config.METRICS has them all)
 METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "mrr", "coverage@10")
-ABLATIONS = {"rgcn-no-text": {"text": False}, "rgcn-no-sentiment": {"sentiment": False},
-             "rgcn-no-kg": {"relations": ()}}
+ABLATIONS = {
+    "rgcn-no-text": {"text": False},
+    "rgcn-no-sentiment": {"sentiment": False},
+    "rgcn-no-kg": {"relations": ()},
+}
 
 
 def main() -> None:
@@ -34,8 +45,11 @@ def main() -> None:
     ap.add_argument("--models", default="rgcn,hgt", help="GNNs to train (baselines always run)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--ablations", action="store_true")
-    ap.add_argument("--neighbours", help="also train R-GCN on neighbour-sampled mini-batches with these fan-outs "
-                                         "(e.g. 10,10; needs pyg-lib or torch-sparse): the rgcn-sampled rows")
+    ap.add_argument(
+        "--neighbours",
+        help="also train R-GCN on neighbour-sampled mini-batches with these fan-outs "
+        "(e.g. 10,10; needs pyg-lib or torch-sparse): the rgcn-sampled rows",
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runs", default="/tmp/kgrec-bench", help="where the run folders go: RUNS/DATASET/MODEL/SEED")
@@ -52,7 +66,7 @@ def main() -> None:
         if args.ablations:
             runs += [(name, over, False) for name, over in ABLATIONS.items()]
         if args.neighbours:
-            from kgrec.sampling import parse_fanout, require_neighbour_sampler
+            from kgrec.train.sampling import parse_fanout, require_neighbour_sampler
 
             require_neighbour_sampler()
             optim = dataclasses.replace(TrainConfig().optim, neighbours=parse_fanout(args.neighbours))
@@ -61,42 +75,71 @@ def main() -> None:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
                 baselines = ("popularity", "itemknn", "lightgcn") if (with_baselines and i == 0) else ()
-                cfg = dataclasses.replace(TrainConfig(), data=str(source), model=model, baselines=baselines, seed=seed,
-                                          device=args.device, out=f"{args.runs}/{ds}/{name}/{seed}", quiet=True, **over)
+                cfg = dataclasses.replace(
+                    TrainConfig(),
+                    data=str(source),
+                    model=model,
+                    baselines=baselines,
+                    seed=seed,
+                    device=args.device,
+                    out=f"{args.runs}/{ds}/{name}/{seed}",
+                    quiet=True,
+                    **over,
+                )
                 t0 = time.perf_counter()
                 metrics = run_training(cfg)
                 for mname, m in metrics["models"].items():
                     if mname == "paths" and i > 0:
                         continue  # the same path scores on the same split: counted once per seed
-                    key = name + mname[len(model):] if mname.startswith(model) else mname
-                    rows.setdefault(key, []).append({**m["test"], "epochs": m["epochs"], "train_seconds": m["train_seconds"]})
+                    key = name + mname[len(model) :] if mname.startswith(model) else mname
+                    rows.setdefault(key, []).append(
+                        {**m["test"], "epochs": m["epochs"], "train_seconds": m["train_seconds"]}
+                    )
                 print(f"{ds} seed {seed} {name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
         results[ds] = {k: _summary(v) for k, v in rows.items()}
         # written after every dataset, so a long run keeps what it finished
-        save(args.out, {"seeds": seeds, "results": results}, f"Quality: {', '.join(results)}",
-             "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()))
+        save(
+            args.out,
+            {"seeds": seeds, "results": results},
+            f"Quality: {', '.join(results)}",
+            "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()),
+        )
 
 
-LABELS = {"rgcn+paths": "**R-GCN + paths (kgrec default)**", "hgt+paths": "HGT + paths", "paths": "paths alone (no GNN)",
-          "rgcn": "R-GCN alone", "hgt": "HGT alone", "itemknn": "item-kNN", "lightgcn": "LightGCN (PyG)",
-          "popularity": "popularity"}
+LABELS = {
+    "rgcn+paths": "**R-GCN + paths (kgrec default)**",
+    "hgt+paths": "HGT + paths",
+    "paths": "paths alone (no GNN)",
+    "rgcn": "R-GCN alone",
+    "hgt": "HGT alone",
+    "itemknn": "item-kNN",
+    "lightgcn": "LightGCN (PyG)",
+    "popularity": "popularity",
+}
 
 
 def _summary(runs: list[dict]) -> dict:
     out = {}
     for key in METRICS + ("epochs", "train_seconds"):
         vals = [r[key] for r in runs if key in r]
-        out[key] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+        out[key] = {
+            "mean": statistics.fmean(vals),
+            "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "n": len(vals),
+        }
     return out
 
 
 def _markdown(ds: str, table: dict, n: int) -> str:
     """One dataset's table, best NDCG@10 first; ablation rows (``rgcn-no-*``) after the models."""
+
     def label(name: str) -> str:
-        for prefix, what in (("rgcn-no-text", "ablation: {} without product text"),
-                             ("rgcn-no-sentiment", "ablation: {} without sentiment"),
-                             ("rgcn-no-kg", "ablation: {} without KG relations"),
-                             ("rgcn-sampled", "{}, neighbour-sampled mini-batches")):
+        for prefix, what in (
+            ("rgcn-no-text", "ablation: {} without product text"),
+            ("rgcn-no-sentiment", "ablation: {} without sentiment"),
+            ("rgcn-no-kg", "ablation: {} without KG relations"),
+            ("rgcn-sampled", "{}, neighbour-sampled mini-batches"),
+        ):
             if name.startswith(prefix):
                 base = LABELS[name.replace(prefix, "rgcn")].replace("**", "").replace(" (kgrec default)", "")
                 return what.format(base)
@@ -106,10 +149,14 @@ def _markdown(ds: str, table: dict, n: int) -> str:
         return f"{row[m]['mean']:.4f}" + (f" ± {row[m]['std']:.4f}" if row[m]["n"] > 1 and row[m]["std"] > 0 else "")
 
     order = sorted(table, key=lambda k: ("-no-" in k, "-sampled" in k, -table[k]["ndcg@10"]["mean"]))
-    rows = [[label(k)] + [cell(table[k], m) for m in METRICS[:4]] + [f"{table[k]['train_seconds']['mean']:.1f}"]
-            for k in order]
-    return (f"**{ds}**: test metrics, full ranking, mean ± std over {n} seed(s) (no ± where the model "
-            f"is deterministic or ran once).\n\n" + markdown_table(["model", *METRICS[:4], "train s"], rows))
+    rows = [
+        [label(k)] + [cell(table[k], m) for m in METRICS[:4]] + [f"{table[k]['train_seconds']['mean']:.1f}"]
+        for k in order
+    ]
+    return (
+        f"**{ds}**: test metrics, full ranking, mean ± std over {n} seed(s) (no ± where the model "
+        f"is deterministic or ran once).\n\n" + markdown_table(["model", *METRICS[:4], "train s"], rows)
+    )
 
 
 if __name__ == "__main__":

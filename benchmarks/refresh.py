@@ -14,9 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_report import markdown_table, save
+from kgrec.config import TrainConfig
 from kgrec.loaders import load_catalog
-from kgrec.pipeline import TrainConfig, run_training
-from kgrec.refresh import refresh_run
+from kgrec.train.pipeline import run_training
+from kgrec.train.refresh import refresh_run
 
 
 def _row(metrics: dict, seconds: float) -> dict:

@@ -72,7 +72,7 @@ def _steps(profile: str) -> list[Step]:
 
 
 def _sampler_available() -> bool:
-    from kgrec.sampling import neighbour_sampler_available
+    from kgrec.train.sampling import neighbour_sampler_available
 
     return neighbour_sampler_available()
 

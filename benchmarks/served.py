@@ -24,17 +24,22 @@ import numpy as np
 import torch
 
 from bench_report import markdown_table, save
-from kgrec.catalog import Catalog
-from kgrec.evaluate import evaluate_ranking
-from kgrec.interactions import UserItems
+from kgrec.config import TrainConfig
+from kgrec.data.catalog import Catalog
+from kgrec.data.interactions import UserItems
+from kgrec.data.split import split_interactions
 from kgrec.loaders import load_catalog
-from kgrec.pipeline import TrainConfig, run_training
-from kgrec.recommend import Recommender
-from kgrec.split import split_interactions
+from kgrec.serve.recommend import Recommender
+from kgrec.train.evaluate import evaluate_ranking
+from kgrec.train.pipeline import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
-DATASETS = {"demo": "demo", "magazine": SHARED / "amazon-magazine-2018", "scientific": SHARED / "amazon-scientific-2018"}
+DATASETS = {
+    "demo": "demo",
+    "magazine": SHARED / "amazon-magazine-2018",
+    "scientific": SHARED / "amazon-scientific-2018",
+}
 # (row label, TrainConfig overrides); every run serves its own main model
 RUNS = {
     "rgcn+paths": {"model": "rgcn"},
@@ -63,7 +68,8 @@ def cut_last(catalog: Catalog, seed: int) -> tuple[Catalog, list[tuple[str, str]
 def score_held_out(run_dir: str, pairs: list[tuple[str, str]]) -> dict:
     """Full-ranking metrics of the served model on the cut-out pairs (given interactions excluded)."""
     rec = Recommender.load(run_dir)
-    known = [(u, p) for u, p in pairs if u in rec._u and p in rec._p]
+    users_known, products_known = rec.run.index("user"), rec.run.index("product")
+    known = [(u, p) for u, p in pairs if u in users_known and p in products_known]
     users, items = rec.user_index([u for u, _ in known]), rec.product_index([p for _, p in known])
     targets = UserItems(users, items, len(rec.user_ids), len(rec.product_ids))
     out = evaluate_ranking(rec.score_matrix, targets, [rec.seen])
@@ -92,9 +98,16 @@ def main() -> None:
             catalog = load_catalog(str(source), seed=seed)
             given, pairs = cut_last(catalog, seed)
             for label in args.runs.split(","):
-                cfg = dataclasses.replace(TrainConfig(), data=str(source), split="val-only", baselines=(), seed=seed,
-                                          quiet=True, out=f"{args.dirs}/{ds}/{label.replace(' ', '').replace(',', '-')}/{seed}",
-                                          **RUNS[label])
+                cfg = dataclasses.replace(
+                    TrainConfig(),
+                    data=str(source),
+                    split="val-only",
+                    baselines=(),
+                    seed=seed,
+                    quiet=True,
+                    out=f"{args.dirs}/{ds}/{label.replace(' ', '').replace(',', '-')}/{seed}",
+                    **RUNS[label],
+                )
                 t0 = time.perf_counter()
                 torch.manual_seed(seed)
                 run_training(cfg, given)
@@ -104,8 +117,12 @@ def main() -> None:
                 print(f"{ds} seed {seed} {label}: ndcg@10 {m['ndcg@10']:.4f} ({m['seconds']:.0f}s)", flush=True)
         results[ds] = {k: {m: _mean_std([r[m] for r in v]) for m in (*METRICS, "seconds")} for k, v in rows.items()}
         results[ds]["held_out_pairs"] = len(pairs)
-        save(args.out, {"seeds": seeds, "results": results}, f"Served models on cut-out purchases: {', '.join(results)}",
-             "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()))
+        save(
+            args.out,
+            {"seeds": seeds, "results": results},
+            f"Served models on cut-out purchases: {', '.join(results)}",
+            "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()),
+        )
 
 
 def _mean_std(vals: list[float]) -> dict:
@@ -120,9 +137,11 @@ def _markdown(ds: str, table: dict, n: int) -> str:
         return f"{row[m]['mean']:.4f}" + (f" ± {row[m]['std']:.4f}" if n > 1 else "")
 
     body = [[k] + [cell(table[k], m) for m in METRICS] + [f"{table[k]['seconds']['mean']:.0f}"] for k in rows]
-    return (f"**{ds}**: each user's last interaction cut out of the export ({table['held_out_pairs']} pairs, the "
-            f"last seed's count); models trained with `--split val-only` on the rest and scored as served; mean ± std "
-            f"over {n} seed(s).\n\n" + markdown_table(["served model", *METRICS, "seconds"], body))
+    return (
+        f"**{ds}**: each user's last interaction cut out of the export ({table['held_out_pairs']} pairs, the "
+        f"last seed's count); models trained with `--split val-only` on the rest and scored as served; mean ± std "
+        f"over {n} seed(s).\n\n" + markdown_table(["served model", *METRICS, "seconds"], body)
+    )
 
 
 if __name__ == "__main__":

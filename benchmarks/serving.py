@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from bench_report import markdown_table, save
-from kgrec.loadtest import load_test, running_server
-from kgrec.recommend import Recommender
+from kgrec.config import TrainConfig
+from kgrec.serve.loadtest import load_test, running_server
+from kgrec.serve.recommend import Recommender
+from kgrec.serve.run import Run
 
 
 def synthetic(n_products: int, n_users: int = 10_000, dim: int = 65, seen: int = 20, seed: int = 0) -> Recommender:
@@ -33,7 +35,7 @@ def synthetic(n_products: int, n_users: int = 10_000, dim: int = 65, seen: int =
             "titles": [""] * n_products, "seen_users": users, "seen_items": items, "train_users": users,
             "train_items": items, "user_emb": torch.randn(n_users, dim, generator=gen),
             "item_emb": torch.randn(n_products, dim, generator=gen)}
-    return Recommender(Path("."), ckpt, {})
+    return Recommender(Run(Path("."), TrainConfig(), {}, ckpt, {"x": {}, "edge_index": {}}))
 
 
 def in_process(sizes: list[int], queries: int = 1000, batch: int = 1024) -> list[dict]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from bench_report import markdown_table, save
-from kgrec.features import product_texts
+from kgrec.features.build import product_texts
+from kgrec.features.text import TextEncoder, default_model_path
 from kgrec.loaders import load_catalog
-from kgrec.text import TextEncoder, default_model_path
 
 
 def main() -> None:
@@ -51,10 +51,15 @@ def main() -> None:
         ["kgrec TextEncoder, cold cache", f"{result['kgrec_cold_texts_per_s']:,.1f}"],
         ["kgrec TextEncoder, warm cache", f"{result['kgrec_warm_texts_per_s']:,.0f}"],
         ["sentence-transformers `encode`", f"{result['sentence_transformers_texts_per_s']:,.1f}"]])
-    save(args.out, result, "Text encoding",
-         f"{len(texts):,} demo product texts, {result['threads']} torch threads, same model and batch size.\n\n{table}\n\n"
-         f"Agreement: cosine(kgrec, sentence-transformers) min {result['cosine_min']:.6f}, "
-         f"mean {result['cosine_mean']:.6f}.")
+    save(
+        args.out,
+        result,
+        "Text encoding",
+        f"{len(texts):,} demo product texts, {result['threads']} torch threads, same model and batch size.\n\n"
+        f"{table}\n\n"
+        f"Agreement: cosine(kgrec, sentence-transformers) min {result['cosine_min']:.6f}, "
+        f"mean {result['cosine_mean']:.6f}.",
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ graph, at several sizes, on CPU and (when present) CUDA with bf16, full-graph an
 ``--neighbours``, when pyg-lib or torch-sparse is importable) neighbour-sampled R-GCN. Prints a
 table, writes JSON. This is also the prepared GPU script:
 
-    .venv/bin/python benchmarks/training_speed.py --scales 6.5,65,650 --devices cuda,cpu   # ≈0.1M / 1M / 10M interactions
+    # ≈0.1M / 1M / 10M interactions
+    .venv/bin/python benchmarks/training_speed.py --scales 6.5,65,650 --devices cuda,cpu
 
 Each size's graph is built once (text features off: this measures message passing and the optimiser,
 not the encoder). Each row runs one warm-up step, then times one full epoch of the kgrec trainer
@@ -11,6 +12,7 @@ not the encoder). Each row runs one warm-up step, then times one full epoch of t
 allocated bytes, or on CPU the process's peak resident set (VmHWM), reset before the row, so the
 graph itself is included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +23,11 @@ from pathlib import Path
 import torch
 
 from bench_report import markdown_table, save
+from kgrec.config import OptimConfig, TrainConfig
 from kgrec.loaders import load_catalog
-from kgrec.pipeline import TrainConfig, build_model, neighbour_batches, prepare
-from kgrec.training import FullGraphBatches, OptimConfig, train_embedding_model
+from kgrec.models import build_model
+from kgrec.train.loop import FullGraphBatches, train_embedding_model
+from kgrec.train.pipeline import neighbour_batches, prepare
 
 
 def _reset_peak() -> None:
@@ -59,7 +63,7 @@ def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
     _reset_peak()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    model = build_model(name, prep, cfg).to(device)
+    model = build_model(name, prep.data, cfg).to(device)
     batches = None
     if name == "lightgcn":
         model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
@@ -72,14 +76,32 @@ def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
     opt = dataclasses.replace(cfg.optim, epochs=1, patience=10**9)
 
     if batches is None:
-        batches = FullGraphBatches(inputs, prep.train_users, prep.train_items, prep.train_index.n_items,
-                                   prep.item_category, opt, torch.Generator().manual_seed(0))
+        batches = FullGraphBatches(
+            inputs,
+            prep.train_users,
+            prep.train_items,
+            prep.train_index.n_items,
+            prep.item_category,
+            opt,
+            torch.Generator().manual_seed(0),
+        )
 
     def epoch(limit: int | None = None) -> float:
         """Seconds of one training epoch (the first ``limit`` steps of it when given)."""
-        info = train_embedding_model(model, inputs, prep.train_users, prep.train_items, prep.val_index,
-                                     [prep.train_index], prep.train_index.n_items, prep.item_category, opt, 0,
-                                     device, batches=_Limited(batches, limit) if limit else batches)
+        info = train_embedding_model(
+            model,
+            inputs,
+            prep.train_users,
+            prep.train_items,
+            prep.val_index,
+            [prep.train_index],
+            prep.train_index.n_items,
+            prep.item_category,
+            opt,
+            0,
+            device,
+            batches=_Limited(batches, limit) if limit else batches,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         return info["curve"][-1]["epoch_seconds"]
@@ -95,25 +117,37 @@ def main() -> None:
     ap.add_argument("--models", default="rgcn,hgt,lightgcn")
     ap.add_argument("--devices", default="cpu")
     ap.add_argument("--batch-size", type=int, default=65536)
-    ap.add_argument("--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)")
+    ap.add_argument(
+        "--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)"
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "training_speed.json"))
     args = ap.parse_args()
     rows = []
     variants = [(m, None) for m in args.models.split(",")]
     if args.neighbours:
-        from kgrec.sampling import parse_fanout, require_neighbour_sampler
+        from kgrec.train.sampling import parse_fanout, require_neighbour_sampler
 
         require_neighbour_sampler()
         variants.append(("rgcn", parse_fanout(args.neighbours)))
     for scale in (float(s) for s in args.scales.split(",")):
         t0 = time.perf_counter()
         catalog = load_catalog("demo", scale=scale)
-        base = TrainConfig(data="demo", scale=scale, text=False, sentiment=False, quiet=True, paths=False,
-                           optim=OptimConfig(batch_size=args.batch_size))
+        base = TrainConfig(
+            data="demo",
+            scale=scale,
+            text=False,
+            sentiment=False,
+            quiet=True,
+            paths=False,
+            optim=OptimConfig(batch_size=args.batch_size),
+        )
         prep = prepare(base, catalog)
         n_edges, n_int = int(prep.data.num_edges), len(catalog.interactions)
-        print(f"scale {scale:g}: {n_int:,} interactions, {n_edges:,} message-passing edges, "
-              f"built in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"scale {scale:g}: {n_int:,} interactions, {n_edges:,} message-passing edges, "
+            f"built in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
         del catalog
         for device in args.devices.split(","):
             if device == "cuda" and not torch.cuda.is_available():
@@ -123,20 +157,44 @@ def main() -> None:
                 cfg = dataclasses.replace(base, optim=dataclasses.replace(base.optim, neighbours=fanout))
                 r = measure(prep, name, torch.device(device), cfg)
                 label = name + (f" sampled {','.join(map(str, fanout))}" if fanout else "")
-                row = {"scale": scale, "interactions": n_int, "graph_edges": n_edges, "model": label,
-                       "device": device, "batch_size": args.batch_size, **r}
+                row = {
+                    "scale": scale,
+                    "interactions": n_int,
+                    "graph_edges": n_edges,
+                    "model": label,
+                    "device": device,
+                    "batch_size": args.batch_size,
+                    **r,
+                }
                 rows.append(row)
-                print(f"{n_int:>11,} interactions {label:>20} {device:>5}: {r['epoch_seconds']:8.2f} s/epoch "
-                      f"({r['steps']} steps), peak {r['peak_gib']:.2f} GiB", flush=True)
+                print(
+                    f"{n_int:>11,} interactions {label:>20} {device:>5}: {r['epoch_seconds']:8.2f} s/epoch "
+                    f"({r['steps']} steps), peak {r['peak_gib']:.2f} GiB",
+                    flush=True,
+                )
                 prep.data = prep.data.cpu()
-    table = [[f"{r['interactions']:,}", f"{r['graph_edges']:,}", r["model"], r["device"],
-              f"{r['epoch_seconds']:.2f}", r["steps"], f"{r['peak_gib']:.2f} GiB"] for r in rows]
-    save(args.out, rows, "Training speed",
-         f"Demo catalogs, text features off, batch {args.batch_size:,} training edges with 64 negatives each; one "
-         "warm-up step, then one timed epoch. Full-graph rows run message passing over the whole graph at every "
-         "step; \"sampled\" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the "
-         "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
-         + markdown_table(["interactions", "graph edges", "model", "device", "s/epoch", "steps", "peak memory"], table))
+    table = [
+        [
+            f"{r['interactions']:,}",
+            f"{r['graph_edges']:,}",
+            r["model"],
+            r["device"],
+            f"{r['epoch_seconds']:.2f}",
+            r["steps"],
+            f"{r['peak_gib']:.2f} GiB",
+        ]
+        for r in rows
+    ]
+    save(
+        args.out,
+        rows,
+        "Training speed",
+        f"Demo catalogs, text features off, batch {args.batch_size:,} training edges with 64 negatives each; one "
+        "warm-up step, then one timed epoch. Full-graph rows run message passing over the whole graph at every "
+        'step; "sampled" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the '
+        "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
+        + markdown_table(["interactions", "graph edges", "model", "device", "s/epoch", "steps", "peak memory"], table),
+    )
 
 
 if __name__ == "__main__":

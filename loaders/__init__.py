@@ -1,14 +1,13 @@
 """Catalog export readers, one module per format. Installed as ``kgrec.loaders``.
 
-Every loader returns a validated :class:`kgrec.catalog.Catalog` and never imports torch.
+Every loader returns a validated :class:`kgrec.data.catalog.Catalog` and never imports torch.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from kgrec.catalog import Catalog, CatalogError
-
-FORMATS = ("amazon", "generic", "demo")
+from kgrec.config import FORMATS
+from kgrec.data.catalog import Catalog, CatalogError
 
 
 def detect_format(source: str | Path) -> str:
@@ -25,19 +24,20 @@ def detect_format(source: str | Path) -> str:
 
 
 def load_catalog(source: str | Path, format: str | None = None, mapping: str | Path | None = None,
-                 scale: float = 1.0, seed: int = 0) -> Catalog:
-    """Load any supported export. ``source='demo'`` gives the built-in synthetic shop."""
+                 scale: float = 1.0, seed: int = 0, encoding: str | None = None) -> Catalog:
+    """Load any supported export. ``source='demo'`` gives the built-in synthetic shop; ``encoding``
+    decodes generic text files (default: UTF-8, GB18030 detected)."""
     fmt = format or detect_format(source)
     if fmt == "demo":
-        from .demo import generate_demo_catalog
+        from kgrec.loaders.demo import generate_demo_catalog
 
         return generate_demo_catalog(scale=scale, seed=seed)
     if fmt == "amazon":
-        from .amazon import load_amazon
+        from kgrec.loaders.amazon import load_amazon
 
         return load_amazon(source)
     if fmt == "generic":
-        from .generic import load_generic
+        from kgrec.loaders.generic import load_generic
 
-        return load_generic(source, mapping=mapping)
+        return load_generic(source, mapping=mapping, encoding=encoding)
     raise CatalogError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -19,12 +19,12 @@ import json
 import os
 import stat
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
-from kgrec.catalog import CatalogError, LoadReport
+from kgrec.data.catalog import CatalogError, LoadReport
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet")
 MAX_FILE_BYTES = int(os.environ.get("KGREC_MAX_FILE_BYTES", str(8 * 2**30)))
@@ -114,7 +114,9 @@ def decode(data: bytes, path: Path, report: LoadReport, encoding: str | None = N
         except UnicodeDecodeError:
             out.append(raw.decode(encoding, errors="replace"))
             bad += 1
-            report.repair(f"invalid_{encoding.replace('-', '').replace('_', '')}_repaired", where=f"{path.name}:{number}")
+            report.repair(
+                f"invalid_{encoding.replace('-', '').replace('_', '')}_repaired", where=f"{path.name}:{number}"
+            )
     report.encodings[path.name] = encoding + (f" ({bad} lines with invalid bytes replaced)" if bad else "")
     return "\n".join(out)
 
@@ -184,8 +186,13 @@ def _read_csv(path: Path, text: str, delimiter: str, report: LoadReport) -> pd.D
     import pyarrow.csv as pacsv
 
     lines = text.split("\n", 1)
-    header = next(iter(pd.read_csv(io.StringIO(lines[0]), sep=delimiter, header=None, dtype=str).itertuples(
-        index=False)), ()) if lines[0].strip() else ()
+    header = (
+        next(
+            iter(pd.read_csv(io.StringIO(lines[0]), sep=delimiter, header=None, dtype=str).itertuples(index=False)), ()
+        )
+        if lines[0].strip()
+        else ()
+    )
     columns = [str(c).strip() for c in header]
     if len(set(columns)) != len(columns):
         raise CatalogError(f"{path}: line 1: the header repeats a column name ({columns})")
@@ -200,8 +207,10 @@ def _read_csv(path: Path, text: str, delimiter: str, report: LoadReport) -> pd.D
             io.BytesIO(text.encode("utf-8")),
             read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=bad_row),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                                 strings_can_be_null=True, null_values=[""]))
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns}, strings_can_be_null=True, null_values=[""]
+            ),
+        )
     except pa.ArrowInvalid as exc:
         raise CatalogError(f"{path}: not a readable CSV file ({exc}); check the quoting and the delimiter") from None
     for fields, row_text in swallowed:
@@ -209,11 +218,14 @@ def _read_csv(path: Path, text: str, delimiter: str, report: LoadReport) -> pd.D
         if span > MAX_FIELD_LINES:
             first = row_text.split("\n", 1)[0][:80]
             line = text.count("\n", 0, max(text.find(row_text), 0)) + 1
-            raise CatalogError(f"{path}: line {line} opens a quoted field that is never closed, so the next "
-                               f"{span - 1} lines would be read as one value (row starts {first!r}); fix the quote "
-                               f"(a quote inside a field is written twice: \"\")")
-        report.skip("malformed_csv_row", where=f"{path.name} ({fields} fields, expected {len(columns)}: "
-                                               f"{row_text[:60]!r})")
+            raise CatalogError(
+                f"{path}: line {line} opens a quoted field that is never closed, so the next "
+                f"{span - 1} lines would be read as one value (row starts {first!r}); fix the quote "
+                f'(a quote inside a field is written twice: "")'
+            )
+        report.skip(
+            "malformed_csv_row", where=f"{path.name} ({fields} fields, expected {len(columns)}: {row_text[:60]!r})"
+        )
     report.rows_in[path.name] += table.num_rows + len(swallowed)
     return table.to_pandas(types_mapper=None).astype(object).where(lambda df: df.notna(), None)
 
@@ -253,7 +265,11 @@ def find_file(folder: Path, stem: str) -> Path | None:
 def require_columns(df: pd.DataFrame, needed: tuple[str, ...], path: Path, mapping_hint: bool = True) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        hint = " (rename it, or map your column name to it in a kgrec_mapping.json: see the README)" if mapping_hint else ""
+        hint = (
+            " (rename it, or map your column name to it in a kgrec_mapping.json: see the README)"
+            if mapping_hint
+            else ""
+        )
         raise CatalogError(f"{path}: missing required column(s) {missing}; found {list(df.columns)}{hint}")
 
 
@@ -265,5 +281,7 @@ def check_unique_columns(df: pd.DataFrame, original: list[str], path: Path) -> N
     clash = {dst: srcs for dst, srcs in seen.items() if len(srcs) > 1}
     if clash:
         detail = "; ".join(f"{', '.join(repr(s) for s in srcs)} all mean {dst!r}" for dst, srcs in clash.items())
-        raise CatalogError(f"{path}: columns collide after normalising names and applying aliases/the mapping: "
-                           f"{detail}. Rename or drop one of them, or map them explicitly in kgrec_mapping.json")
+        raise CatalogError(
+            f"{path}: columns collide after normalising names and applying aliases/the mapping: "
+            f"{detail}. Rename or drop one of them, or map them explicitly in kgrec_mapping.json"
+        )

@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from kgrec.catalog import Catalog, CatalogError, LoadReport, clean_text, slug
-from ._io import read_json_lines
+from kgrec.data.catalog import Catalog, CatalogError, LoadReport, add_category_path, clean_text, slug
+from kgrec.loaders._io import read_json_lines
 
 _PRICE_RE = re.compile(r"^\$?\s*([0-9]+(?:[.,][0-9]{1,2})?)$")
-CATEGORY_SEP = " > "
 
 
 def _files(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -127,31 +126,33 @@ def load_amazon(source: str | Path) -> Catalog:
             meta_seen[item] = key
             description = clean_text(obj.get("description"), report, where)
             details = obj.get("details") if isinstance(obj.get("details"), dict) else {}
-            brand = clean_text(obj.get("brand") or obj.get("store") or details.get("Publisher:") or details.get("Publisher"))
-            products.append({
-                "product_id": item,
-                "title": _title(obj, description, brand, report, where),
-                "description": description,
-                "price": _price(obj.get("price"), report, where),
-                "brand_id": slug(brand) if brand else None,
-                "_brand_name": brand,
-            })
+            brand = clean_text(obj.get("brand") or obj.get("store") or details.get("Publisher:")
+                               or details.get("Publisher"))
+            products.append(
+                {
+                    "product_id": item,
+                    "title": _title(obj, description, brand, report, where),
+                    "description": description,
+                    "price": _price(obj.get("price"), report, where),
+                    "brand_id": slug(brand) if brand else None,
+                    "_brand_name": brand,
+                }
+            )
             path_names = [clean_text(c) for c in (obj.get("category") or obj.get("categories") or [])]
             path_names = [c for c in path_names if c]
-            parent = None
-            for depth in range(len(path_names)):
-                cid = CATEGORY_SEP.join(path_names[: depth + 1])
-                categories.setdefault(cid, {"category_id": cid, "name": path_names[depth], "parent_id": parent})
-                parent = cid
-            if parent is not None:
-                product_categories.append({"product_id": item, "category_id": parent})
+            leaf = add_category_path(categories, path_names)
+            if leaf is not None:
+                product_categories.append({"product_id": item, "category_id": leaf})
             for field, kind in (("also_buy", "also_bought"), ("also_view", "also_viewed")):
                 for other in obj.get(field) or []:
                     links.append({"src_id": item, "dst_id": str(other), "kind": kind})
 
     prod_df = pd.DataFrame(products, columns=["product_id", "title", "description", "price", "brand_id", "_brand_name"])
-    brands = (prod_df.dropna(subset=["brand_id"]).drop_duplicates("brand_id")
-              .rename(columns={"_brand_name": "name"})[["brand_id", "name"]])
+    brands = (
+        prod_df.dropna(subset=["brand_id"])
+        .drop_duplicates("brand_id")
+        .rename(columns={"_brand_name": "name"})[["brand_id", "name"]]
+    )
     tables = {
         "users": pd.DataFrame({"user_id": list(users), "name": list(users.values())}),
         "products": prod_df.drop(columns="_brand_name"),
@@ -159,6 +160,8 @@ def load_amazon(source: str | Path) -> Catalog:
         "categories": pd.DataFrame(list(categories.values()), columns=["category_id", "name", "parent_id"]),
         "product_categories": pd.DataFrame(product_categories, columns=["product_id", "category_id"]),
         "product_links": pd.DataFrame(links, columns=["src_id", "dst_id", "kind"]),
-        "interactions": pd.DataFrame(inter_rows, columns=["user_id", "product_id", "kind", "rating", "timestamp", "text"]),
+        "interactions": pd.DataFrame(
+            inter_rows, columns=["user_id", "product_id", "kind", "rating", "timestamp", "text"]
+        ),
     }
     return Catalog.from_tables(tables, report, source=str(folder))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kgrec.catalog import Catalog, LoadReport
+from kgrec.data.catalog import Catalog, LoadReport
 
 TREE: dict[str, dict[str, list[str]]] = {
     "Electronics": {
@@ -90,8 +90,12 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
     tops = list(TREE)
     brands = []
     for i in range(40):
-        name = f"{BRAND_STEMS[i % len(BRAND_STEMS)]} {BRAND_SUFFIX[(i * 7 + i // len(BRAND_STEMS)) % len(BRAND_SUFFIX)]}"
-        brands.append({"brand_id": f"b{i:03d}", "name": name, "top": tops[i % len(tops)], "quality": rng.normal(0, 0.8)})
+        name = (
+            f"{BRAND_STEMS[i % len(BRAND_STEMS)]} {BRAND_SUFFIX[(i * 7 + i // len(BRAND_STEMS)) % len(BRAND_SUFFIX)]}"
+        )
+        brands.append(
+            {"brand_id": f"b{i:03d}", "name": name, "top": tops[i % len(tops)], "quality": rng.normal(0, 0.8)}
+        )
     brands_by_top = {t: [b for b in brands if b["top"] == t] for t in tops}
 
     # products
@@ -114,14 +118,18 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
         material = MATERIALS[rng.integers(len(MATERIALS))]
         country = COUNTRIES[rng.integers(len(COUNTRIES))]
         pid = f"P{p:06d}"
-        products.append({
-            "product_id": pid,
-            "title": f"{brand['name']} {adj} {noun.title()} {rng.integers(100, 999)}",
-            "description": (f"A {', '.join(tag_names)} {noun} from {brand['name']}, made of {material} in {country}. "
-                            f"Part of our {sub.lower()} range for {top.lower()} lovers."),
-            "price": float(np.round(np.exp(rng.normal(3.3, 0.7)), 2)),
-            "brand_id": brand["brand_id"],
-        })
+        products.append(
+            {
+                "product_id": pid,
+                "title": f"{brand['name']} {adj} {noun.title()} {rng.integers(100, 999)}",
+                "description": (
+                    f"A {', '.join(tag_names)} {noun} from {brand['name']}, made of {material} in {country}. "
+                    f"Part of our {sub.lower()} range for {top.lower()} lovers."
+                ),
+                "price": float(np.round(np.exp(rng.normal(3.3, 0.7)), 2)),
+                "brand_id": brand["brand_id"],
+            }
+        )
         product_categories.append({"product_id": pid, "category_id": f"{top} > {sub}"})
         product_tags.extend({"product_id": pid, "tag_id": TAGS[t]} for t in tags)
         triples.append({"head_id": pid, "relation": "made_of", "tail_id": material, "kind": "product"})
@@ -186,8 +194,10 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
         cols["kind"].extend(kinds.tolist())
         cols["rating"].extend(np.where(kinds == "purchase", np.nan, ratings).tolist())
         cols["timestamp"].extend(times.tolist())
-        cols["text"].extend(REVIEWS[int(rt)][tp].format(noun=nouns[p]) if k == "review" else None
-                            for p, rt, tp, k in zip(picks, ratings, template, kinds))
+        cols["text"].extend(
+            REVIEWS[int(rt)][tp].format(noun=nouns[p]) if k == "review" else None
+            for p, rt, tp, k in zip(picks, ratings, template, kinds)
+        )
     inter = pd.DataFrame(cols)
 
     categories = [{"category_id": top, "name": top, "parent_id": None} for top in TREE]

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kgrec.catalog import TABLE_COLUMNS, Catalog, CatalogError, LoadReport, clean_text, slug
-
-from ._io import ENCODINGS, check_file, check_unique_columns, find_file, read_table, require_columns
+from kgrec.data.catalog import TABLE_COLUMNS, Catalog, CatalogError, LoadReport, add_category_path, clean_text, slug
+from kgrec.loaders._io import ENCODINGS, check_file, check_unique_columns, find_file, read_table, require_columns
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "product_id": ("item_id", "item", "asin", "parent_asin", "sku", "productid", "itemid"),
@@ -143,7 +142,8 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
     GB18030 when detected); ``allow_outside`` lets the mapping name files outside the folder."""
     folder = Path(source)
     if not folder.is_dir():
-        raise CatalogError(f"{folder}: the generic format is a folder of table files (products.csv, interactions.csv, …)")
+        raise CatalogError(f"{folder}: the generic format is a folder of table files "
+                           f"(products.csv, interactions.csv, …)")
     conf = _load_mapping(folder, mapping)
     report = LoadReport()
     raw: dict[str, tuple[pd.DataFrame, Path]] = {}
@@ -158,8 +158,10 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
         df = _rename(read_table(path, report, encoding or conf.get("encoding")), tconf.get("columns", {}), stem, path)
         raw[stem] = (df, path)
     if "interactions" not in raw and "reviews" not in raw:
-        raise CatalogError(f"{folder}: no interactions or reviews file found (expected interactions.csv, "
-                           f"interactions.jsonl, … or a mapping naming it)")
+        raise CatalogError(
+            f"{folder}: no interactions or reviews file found (expected interactions.csv, "
+            f"interactions.jsonl, … or a mapping naming it)"
+        )
     lo, hi = conf.get("rating_range", (0, 5))
     tables: dict[str, pd.DataFrame] = {}
 
@@ -193,35 +195,46 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
             names = [clean_text(v) for v in prod["brand"]]
             ids = [slug(n) if n else None for n in names]
             prod["brand_id"] = pd.Series(ids, index=prod.index, dtype=object)
-            tables["brands"] = pd.DataFrame({"brand_id": ids, "name": names}, dtype=object).dropna().drop_duplicates("brand_id")
+            tables["brands"] = (
+                pd.DataFrame({"brand_id": ids, "name": names}, dtype=object).dropna().drop_duplicates("brand_id")
+            )
         cat_col = next((c for c in ("categories", "category", "category_path") if c in prod.columns), None)
         if cat_col is not None and "categories" not in raw:
             sep = conf.get("category_separator") or _detect_separator(prod[cat_col].dropna().astype(str))
             cats: dict[str, dict] = {}
             pc = []
             for pid, path_text in zip(prod["product_id"], prod[cat_col]):
-                names_ = [n for n in (clean_text(x) for x in str(path_text).split(sep)) if n] if path_text is not None else []
-                parent = None
-                for depth in range(len(names_)):
-                    cid = " > ".join(names_[: depth + 1])
-                    cats.setdefault(cid, {"category_id": cid, "name": names_[depth], "parent_id": parent})
-                    parent = cid
-                if parent is not None:
-                    pc.append({"product_id": pid, "category_id": parent})
+                names_ = (
+                    [n for n in (clean_text(x) for x in str(path_text).split(sep)) if n]
+                    if path_text is not None
+                    else []
+                )
+                leaf = add_category_path(cats, names_)
+                if leaf is not None:
+                    pc.append({"product_id": pid, "category_id": leaf})
             tables["categories"] = pd.DataFrame(list(cats.values()), columns=list(TABLE_COLUMNS["categories"]))
             tables["product_categories"] = pd.DataFrame(pc, columns=list(TABLE_COLUMNS["product_categories"]))
         if "tags" in prod.columns and "product_tags" not in raw:
             sep = conf.get("tag_separator", "|")
-            pt = [(pid, slug(tag), tag) for pid, tags in zip(prod["product_id"], prod["tags"]) if tags is not None
-                  for tag in (clean_text(x) for x in str(tags).split(sep)) if tag]
+            pt = [
+                (pid, slug(tag), tag)
+                for pid, tags in zip(prod["product_id"], prod["tags"])
+                if tags is not None
+                for tag in (clean_text(x) for x in str(tags).split(sep))
+                if tag
+            ]
             tables["product_tags"] = pd.DataFrame([(p, t) for p, t, _ in pt], columns=["product_id", "tag_id"])
-            tables["tags"] = pd.DataFrame([(t, n) for _, t, n in pt], columns=["tag_id", "name"]).drop_duplicates("tag_id")
+            tables["tags"] = pd.DataFrame([(t, n) for _, t, n in pt], columns=["tag_id", "name"]).drop_duplicates(
+                "tag_id"
+            )
         tables["products"] = prod
 
     if "triples" in raw:
         tri, path = raw["triples"]
         require_columns(tri, ("head_id", "relation", "tail_id"), path)
-        products = set(tables["products"]["product_id"]) if "products" in tables else set(tables["interactions"]["product_id"])
+        products = (
+            set(tables["products"]["product_id"]) if "products" in tables else set(tables["interactions"]["product_id"])
+        )
         tri = tri.copy()
         if "kind" not in tri.columns:
             tri["kind"] = np.where(tri["head_id"].isin(products), "product", "entity")
@@ -236,6 +249,6 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
             key = TABLE_COLUMNS[stem][0]
             require_columns(df, (key,), path)
             if stem in tables:  # an explicit table wins over one derived from product columns
-                report.merge(f"{stem}_from_product_columns_ignored", 0)
+                report.skip(f"{stem}_from_product_columns_ignored", len(tables[stem]), where=path.name)
             tables[stem] = df
     return Catalog.from_tables(tables, report, source=str(folder), rating_range=(float(lo), float(hi)))

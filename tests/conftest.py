@@ -1,6 +1,8 @@
 """Shared fixtures: real data from ../shared/datasets, a real Neo4j, a small demo catalog."""
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +13,35 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+SCHEMAS = REPO / "kgrec" / "json_schemas"
+
+# a tiny generic export, the starting point of the bad-input tests
+PRODUCTS = "product_id,title,description,price,brand,categories,tags\n" \
+           "p1,Red Mug,A <b>red</b> mug &amp; saucer,9.5,Acme,Home > Kitchen > Mugs,gift|ceramic\n" \
+           "p2,Blue Mug,A blue mug,12,Acme,Home > Kitchen > Mugs,ceramic\n" \
+           "p3,Tea Pot,Cast iron pot,30,Teaco,Home > Kitchen,\n"
+INTERACTIONS = "user_id,product_id,kind,rating,timestamp\n" \
+               "u1,p1,purchase,,1600000000\n" \
+               "u1,p2,rating,4,1600000100\n" \
+               "u2,p3,purchase,,1600000200\n"
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode() if isinstance(text, str) else text))
+    elif isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def validate(name: str, data: dict) -> None:
+    import jsonschema
+
+    jsonschema.validate(data, json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,8 +79,8 @@ def small_demo():
 @pytest.fixture(scope="session")
 def neo4j_config(tmp_path_factory):
     """A real Neo4j: ``NEO4J_URI`` when set, otherwise one started by the kgrec launcher."""
-    from kgrec.neo4j.connection import Neo4jConfig
     from kgrec.neo4j import server
+    from kgrec.neo4j.connection import Neo4jConfig
 
     if os.environ.get("NEO4J_URI"):
         yield Neo4jConfig(os.environ["NEO4J_URI"], os.environ.get("NEO4J_USER", "neo4j"),
@@ -91,8 +122,8 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, small_demo):
     """A small R-GCN run on the small demo catalog (shared by the explain/search/profile tests)."""
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
     out = tmp_path_factory.mktemp("demo-run")
     cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(out),

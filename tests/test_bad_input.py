@@ -4,35 +4,13 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import run_cli
-from kgrec.catalog import MAX_TEXT_CHARS, CatalogError
+from conftest import INTERACTIONS, PRODUCTS, run_cli, write
+from kgrec.data.catalog import MAX_TEXT_CHARS, CatalogError
 from kgrec.loaders import load_catalog
-
-PRODUCTS = "product_id,title,description,price,brand,categories,tags\n" \
-           "p1,Red Mug,A <b>red</b> mug &amp; saucer,9.5,Acme,Home > Kitchen > Mugs,gift|ceramic\n" \
-           "p2,Blue Mug,A blue mug,12,Acme,Home > Kitchen > Mugs,ceramic\n" \
-           "p3,Tea Pot,Cast iron pot,30,Teaco,Home > Kitchen,\n"
-INTERACTIONS = "user_id,product_id,kind,rating,timestamp\n" \
-               "u1,p1,purchase,,1600000000\n" \
-               "u1,p2,rating,4,1600000100\n" \
-               "u2,p3,purchase,,1600000200\n"
-
-
-def write(folder: Path, name: str, text: str | bytes) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode() if isinstance(text, str) else text))
-    elif isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture()

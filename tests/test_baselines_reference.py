@@ -10,8 +10,9 @@ import dataclasses
 
 import pytest
 
-from kgrec.pipeline import TrainConfig, fit_model, prepare, scorer
-from kgrec.evaluate import evaluate_ranking
+from kgrec.config import TrainConfig
+from kgrec.train.evaluate import evaluate_ranking
+from kgrec.train.pipeline import fit_model, prepare, scorer
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def test_lightgcn_recipe_is_the_papers():
     assert small.batch_size == 64
 
 
+@pytest.mark.slow
 def test_ease_reproduces_the_reference_harness(magazine_prep):
     cfg, prep = magazine_prep
     ndcg, info = _test_ndcg("ease", cfg, prep)

@@ -20,7 +20,9 @@ def test_magazine_counts_and_reconciliation(magazine):
     assert rep.merged["duplicate_metadata_line"] == 1065
     assert rep.repaired["product_without_metadata"] == 6
     # every review line is an interaction, or a counted merge
-    assert len(cat.interactions) + rep.merged["duplicate_review_line"] + rep.merged["duplicate_user_product_pair"] == 2375
+    assert (
+        len(cat.interactions) + rep.merged["duplicate_review_line"] + rep.merged["duplicate_user_product_pair"] == 2375
+    )
     # 42 exact duplicates + 31 more (user, product) pairs = the 73 duplicate pairs of SOURCE.md
     assert rep.merged["duplicate_review_line"] + rep.merged["duplicate_user_product_pair"] == 73
     assert 2320 + rep.merged["duplicate_metadata_line"] == 3385

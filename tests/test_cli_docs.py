@@ -70,11 +70,32 @@ def test_readme_quickstart_commands_are_real():
                 parser.parse_args(["train", *words[words.index("train.py") + 1:]])
 
 
-def test_registry_names_match_cli_choices():
-    from kgrec.models import BASELINES, MODELS
-    from kgrec.train_cli import DEFAULT_BASELINES, MODEL_NAMES
+def test_registry_names_match_the_config():
+    from kgrec.config import BASELINES, GNN_MODELS, MODEL_NAMES, TRAINED_MODELS
+    from kgrec.models import MODELS
 
-    assert tuple(MODELS) == MODEL_NAMES and BASELINES == DEFAULT_BASELINES
+    assert tuple(MODELS) == MODEL_NAMES
+    assert set(BASELINES) | set(GNN_MODELS) | set(TRAINED_MODELS) <= set(MODEL_NAMES)
+
+
+def test_every_config_field_has_a_flag_with_the_dataclass_default():
+    """One source of defaults: each TrainConfig/OptimConfig field is a 'kgrec train' flag (or listed as
+    internal), and a parse of no flags gives exactly the dataclass defaults."""
+    from dataclasses import fields
+
+    from kgrec.config import INTERNAL_FIELDS, TRAIN_FLAGS, OptimConfig, TrainConfig, config_from_args
+
+    names = {f.name for f in fields(TrainConfig) if f.name != "optim"} | {
+        f"optim.{f.name}" for f in fields(OptimConfig)
+    }
+    flagged = {f.field for f in TRAIN_FLAGS}
+    assert names == flagged | set(INTERNAL_FIELDS), sorted(names ^ (flagged | set(INTERNAL_FIELDS)))
+    train = next(p for n, p in _subparsers(build_parser()).items() if n == "train")
+    assert config_from_args(train.parse_args([])) == TrainConfig()
+    cfg = config_from_args(
+        train.parse_args(["--no-text", "--epochs", "7", "--temperature", "0.3", "--baselines", "ease"])
+    )
+    assert (cfg.text, cfg.optim.epochs, cfg.optim.temperature, cfg.baselines) == (False, 7, (0.3,), ("ease",))
 
 
 def test_unknown_relation_is_a_clear_error():

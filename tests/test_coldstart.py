@@ -2,32 +2,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
-
-SCHEMAS = Path(__file__).resolve().parents[1] / "kgrec" / "json_schemas"
+from conftest import run_cli, validate
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, small_demo):
     """A converged R-GCN on the small demo (the shared 5-epoch demo_run is too weak for semantics)."""
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
     out = tmp_path_factory.mktemp("trained-run")
     run_training(TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=32, out=str(out),
                              baselines=(), optim=OptimConfig(epochs=60, patience=10, batch_size=512)), small_demo)
     return out
-
-
-def validate(name: str, data: dict) -> None:
-    import jsonschema
-
-    jsonschema.validate(data, json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
 
 
 def _cli_json(*args) -> dict:
@@ -50,12 +41,15 @@ def check_commands(run_dir, user: str, query: str, explain: bool = True) -> dict
     return rec
 
 
+@pytest.mark.slow
 def test_commands_on_demo_match_their_json_schemas(demo_run):
     from kgrec import Recommender
 
     user = Recommender.load(demo_run).user_ids[3]
     check_commands(demo_run, user, "camera")
-    with pytest.raises(Exception):
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
         validate("recommend", {"user_id": user, "model": "rgcn", "recommendations": [{"rank": 0}]})
 
 
@@ -67,7 +61,11 @@ def test_reasons_are_true_statements_about_the_catalog(demo_run, small_demo):
 
     rec = Recommender.load(demo_run)
     prods = small_demo.products.set_index("product_id")
-    cats = small_demo.product_categories.merge(small_demo.categories, on="category_id").groupby("product_id")["name"].agg(set)
+    cats = (
+        small_demo.product_categories.merge(small_demo.categories, on="category_id")
+        .groupby("product_id")["name"]
+        .agg(set)
+    )
     brand = dict(zip(small_demo.brands["brand_id"], small_demo.brands["name"]))
     tags = small_demo.product_tags.merge(small_demo.tags, on="tag_id").groupby("product_id")["name"].agg(set)
     train_users = {}
@@ -85,8 +83,10 @@ def test_reasons_are_true_statements_about_the_catalog(demo_run, small_demo):
             if claim.startswith("same category: "):
                 assert any(claim[15:] in cats.get(c, set()) and claim[15:] in cats.get(p, set()) for c in chosen)
             elif claim.startswith("same brand: "):
-                assert any(brand.get(prods.loc[c, "brand_id"]) == claim[12:] == brand.get(prods.loc[p, "brand_id"])
-                           for c in chosen)
+                assert any(
+                    brand.get(prods.loc[c, "brand_id"]) == claim[12:] == brand.get(prods.loc[p, "brand_id"])
+                    for c in chosen
+                )
             elif claim.startswith("same tag: "):
                 assert any(claim[10:] in tags.get(c, set()) and claim[10:] in tags.get(p, set()) for c in chosen)
             elif "chose both" in claim:
@@ -101,14 +101,18 @@ def test_reasons_are_true_statements_about_the_catalog(demo_run, small_demo):
 def test_new_product_is_scored_from_text_and_category_without_retraining(trained_run, small_demo):
     """A new product in category C scores higher for users who chose C than for the others."""
     from kgrec import Recommender
-    from kgrec.coldstart import ColdStart
+    from kgrec.serve.coldstart import ColdStart
 
     rec = Recommender.load(trained_run)
     cs = ColdStart.load(trained_run)
     cat = small_demo.product_categories.set_index("product_id")["category_id"]
     category = "Electronics > Cameras"
-    new = {"product_id": "NEW-1", "title": "Compact mirrorless camera with a 24 mm lens",
-           "description": "A small camera for travel photos.", "category_ids": [category]}
+    new = {
+        "product_id": "NEW-1",
+        "title": "Compact mirrorless camera with a 24 mm lens",
+        "description": "A small camera for travel photos.",
+        "category_ids": [category],
+    }
     scores = cs.score_new_products(rec.user_ids, [new])[:, 0]
     assert scores.shape == (len(rec.user_ids),) and np.isfinite(scores).all()
     inter = small_demo.interactions
@@ -120,7 +124,7 @@ def test_new_product_is_scored_from_text_and_category_without_retraining(trained
 
 
 def test_new_user_from_a_few_products(trained_run, small_demo):
-    from kgrec.coldstart import ColdStart
+    from kgrec.serve.coldstart import ColdStart
 
     cat = small_demo.product_categories.set_index("product_id")["category_id"]
     cameras = [p for p in cat.index if cat[p] == "Electronics > Cameras"][:3]
@@ -134,13 +138,18 @@ def test_new_user_from_a_few_products(trained_run, small_demo):
     assert out["user_id"] is None and len(out["recommendations"]) == 3
 
 
+@pytest.mark.slow
 def test_new_products_file_and_bad_input(demo_run, tmp_path):
     from kgrec import Recommender
 
     user = Recommender.load(demo_run).user_ids[1]
     f = tmp_path / "new.jsonl"
-    f.write_text(json.dumps({"product_id": "N1", "title": "yoga mat", "category_ids": ["Sports > Yoga"]}) + "\n"
-                 + json.dumps({"product_id": "N2", "title": "espresso machine"}) + "\n")
+    f.write_text(
+        json.dumps({"product_id": "N1", "title": "yoga mat", "category_ids": ["Sports > Yoga"]})
+        + "\n"
+        + json.dumps({"product_id": "N2", "title": "espresso machine"})
+        + "\n"
+    )
     out = _cli_json("recommend", str(demo_run), "--user", user, "--new-products", str(f))
     validate("recommend", out)
     assert {r["product_id"] for r in out["recommendations"]} == {"N1", "N2"}
@@ -154,12 +163,19 @@ def test_new_products_file_and_bad_input(demo_run, tmp_path):
 
 
 def test_cold_start_evaluation_beats_random(tmp_path, small_demo):
-    from kgrec.coldstart import evaluate_cold_start
-    from kgrec.pipeline import TrainConfig
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.serve.coldstart import evaluate_cold_start
 
-    cfg = TrainConfig(data="demo", scale=0.1, seed=0, quiet=True, device="cpu", hidden=32, out=str(tmp_path / "cold"),
-                      optim=OptimConfig(epochs=40, batch_size=512, patience=10))
+    cfg = TrainConfig(
+        data="demo",
+        scale=0.1,
+        seed=0,
+        quiet=True,
+        device="cpu",
+        hidden=32,
+        out=str(tmp_path / "cold"),
+        optim=OptimConfig(epochs=40, batch_size=512, patience=10),
+    )
     # the small demo has ~120 products: hold out a quarter so that there are more candidates than k
     res = evaluate_cold_start(cfg, share=0.25, k=10, catalog=small_demo)
     assert res["held_out_products"] == int(0.25 * small_demo.interactions["product_id"].nunique()) > 10
@@ -169,15 +185,26 @@ def test_cold_start_evaluation_beats_random(tmp_path, small_demo):
     assert r["text_knn"]["recall@10"] > r["random"]["recall@10"]
 
 
+@pytest.mark.slow
 def test_commands_on_real_amazon_data(tmp_path, magazine):
     """recommend/search/profile/explain on a run over ../shared's Amazon Magazine data (skipped when absent)."""
     from kgrec import Recommender
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
     out = tmp_path / "magazine-run"
-    run_training(TrainConfig(data=str(magazine), seed=0, quiet=True, device="cpu", hidden=32, out=str(out),
-                             baselines=(), optim=OptimConfig(epochs=15, patience=15)))
+    run_training(
+        TrainConfig(
+            data=str(magazine),
+            seed=0,
+            quiet=True,
+            device="cpu",
+            hidden=32,
+            out=str(out),
+            baselines=(),
+            optim=OptimConfig(epochs=15, patience=15),
+        )
+    )
     rec = Recommender.load(out)
     user = rec.user_ids[7]
     result = check_commands(out, user, "science and nature magazine")

@@ -16,7 +16,7 @@ def _pairs(run, n):
 
 
 def test_explain_ranks_paths_by_model(demo_run):
-    from kgrec.explain import Explainer
+    from kgrec.serve.explain import Explainer
 
     ex = Explainer.load(demo_run)
     user, product = _pairs(demo_run, 1)[0]
@@ -53,8 +53,8 @@ def test_explain_cli_json(demo_run):
 
 @pytest.mark.neo4j
 def test_cypher_returns_the_same_paths(demo_run, small_demo, neo4j_driver):
-    from kgrec.explain import Explainer, run_cypher
     from kgrec.neo4j.importer import import_catalog
+    from kgrec.serve.explain import Explainer, run_cypher
 
     import_catalog(small_demo, neo4j_driver)
     ex = Explainer.load(demo_run)

@@ -4,19 +4,15 @@ Each test names the numbered defect of the issue it covers (#1 … #13).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
-from test_bad_input import INTERACTIONS, PRODUCTS, write
-from kgrec.catalog import CatalogError
+from conftest import INTERACTIONS, PRODUCTS, run_cli, write
+from kgrec.data.catalog import CatalogError
 from kgrec.loaders import load_catalog
 
 
@@ -35,8 +31,8 @@ def test_bad_price_is_cleared_counted_and_features_stay_finite(tmp_path, price):
     cat = load_catalog(tmp_path)
     assert np.isnan(cat.products.set_index("product_id").loc["p1", "price"])
     assert sum(v for k, v in cat.report.repaired.items() if "price" in k) == 1
-    from kgrec.features import compute_features
-    from kgrec.split import split_interactions
+    from kgrec.data.split import split_interactions
+    from kgrec.features.build import compute_features
 
     split = split_interactions(cat.interactions, "loo")
     feats = compute_features(cat, split.train_rows, None, use_text=False, use_sentiment=False)
@@ -48,11 +44,11 @@ def test_new_product_without_price_gets_bounded_features(demo_run):
     new product's feature into ±1e6 (it used to: std 0 + 1e-6)."""
     import torch
 
-    from kgrec.coldstart import ColdStart
-    from kgrec.features import Z_CLIP
+    from kgrec.features.build import Z_CLIP
+    from kgrec.serve.coldstart import ColdStart, NewProduct
 
     cs = ColdStart.load(demo_run)
-    x, _ = cs.extended_graph([{"product_id": "NEW", "title": "A thing"}])
+    x, _ = cs.extended_graph([NewProduct("NEW", "A thing")])
     new = x["product"][-1]
     assert torch.isfinite(new).all() and new.abs().max() <= Z_CLIP + 1e-6
 
@@ -60,9 +56,9 @@ def test_new_product_without_price_gets_bounded_features(demo_run):
 def test_a_run_with_non_finite_vectors_is_never_saved(tmp_path, small_demo, monkeypatch):
     import torch
 
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
     from kgrec.models.gnn import GNNRecommender
+    from kgrec.train.pipeline import run_training
 
     real = GNNRecommender.embed
 
@@ -79,11 +75,17 @@ def test_a_run_with_non_finite_vectors_is_never_saved(tmp_path, small_demo, monk
 
 
 # ---------------------------------------------------------------------------- #2 colliding columns
-@pytest.mark.parametrize("header,mapping", [
-    ("user_id,USER_ID,product_id", None),  # case twins
-    ("user_id,User_Id,product_id", None),
-    ("customer,buyer,product_id", {"tables": {"interactions": {"columns": {"customer": "user_id", "buyer": "user_id"}}}}),
-])
+@pytest.mark.parametrize(
+    "header,mapping",
+    [
+        ("user_id,USER_ID,product_id", None),  # case twins
+        ("user_id,User_Id,product_id", None),
+        (
+            "customer,buyer,product_id",
+            {"tables": {"interactions": {"columns": {"customer": "user_id", "buyer": "user_id"}}}},
+        ),
+    ],
+)
 def test_columns_colliding_after_normalisation_are_an_error(tmp_path, header, mapping):
     write(tmp_path, "interactions.csv", f"{header}\nU1,U9,P1\nU2,U8,P2\n")
     if mapping:
@@ -93,7 +95,10 @@ def test_columns_colliding_after_normalisation_are_an_error(tmp_path, header, ma
 
 
 def test_jsonl_keys_differing_by_case_are_an_error(tmp_path):
-    rows = [{"user_id": "U1", "USER_ID": "U9", "product_id": "P1"}, {"user_id": "U2", "USER_ID": "U8", "product_id": "P2"}]
+    rows = [
+        {"user_id": "U1", "USER_ID": "U9", "product_id": "P1"},
+        {"user_id": "U2", "USER_ID": "U8", "product_id": "P2"},
+    ]
     write(tmp_path, "interactions.jsonl", "\n".join(json.dumps(r) for r in rows))
     with pytest.raises(CatalogError, match="collide"):
         load_catalog(tmp_path)
@@ -110,10 +115,16 @@ def test_unterminated_quote_is_an_error_naming_the_line(tmp_path):
 
 def test_a_field_over_128_kb_loads_and_is_truncated_counted(shop):
     long = "word " * 40_000  # 200 KB, past Python csv's default 128 KB field limit
-    write(shop, "interactions.csv", INTERACTIONS.replace("user_id,product_id,kind,rating,timestamp",
-                                                         "user_id,product_id,kind,rating,timestamp,text")
-          .replace("u1,p1,purchase,,1600000000", f'u1,p1,purchase,,1600000000,"{long}"')
-          .replace("1600000100\n", "1600000100,\n").replace("1600000200\n", "1600000200,\n"))
+    write(
+        shop,
+        "interactions.csv",
+        INTERACTIONS.replace(
+            "user_id,product_id,kind,rating,timestamp", "user_id,product_id,kind,rating,timestamp,text"
+        )
+        .replace("u1,p1,purchase,,1600000000", f'u1,p1,purchase,,1600000000,"{long}"')
+        .replace("1600000100\n", "1600000100,\n")
+        .replace("1600000200\n", "1600000200,\n"),
+    )
     cat = load_catalog(shop)
     assert len(cat.interactions) == 3 and cat.report.repaired["text_truncated"] == 1
 
@@ -122,7 +133,8 @@ def test_a_field_over_128_kb_loads_and_is_truncated_counted(shop):
 def test_parquet_datetimes_are_epoch_seconds(tmp_path):
     ts = pd.to_datetime(["2020-01-01 00:00:00", "2021-06-01 12:00:00"])
     pd.DataFrame({"user_id": ["u1", "u2"], "product_id": ["p1", "p2"], "timestamp": ts}).to_parquet(
-        tmp_path / "interactions.parquet")
+        tmp_path / "interactions.parquet"
+    )
     cat = load_catalog(tmp_path)
     assert cat.interactions["timestamp"].tolist() == [1577836800, 1622548800]
     assert not any("timestamp" in k for k in cat.report.repaired)
@@ -189,21 +201,37 @@ def test_kgat_style_export_without_categories_trains(tmp_path):
     users = [f"u{i}" for i in range(60)]
     rows = [(u, f"i{rng.integers(0, 40)}", t) for u in users for t in range(6)]
     pd.DataFrame(rows, columns=["user_id", "product_id", "timestamp"]).drop_duplicates(
-        ["user_id", "product_id"]).to_csv(tmp_path / "interactions.csv", index=False)
+        ["user_id", "product_id"]
+    ).to_csv(tmp_path / "interactions.csv", index=False)
     pd.DataFrame({"product_id": [f"i{k}" for k in range(40)]}).to_csv(tmp_path / "products.csv", index=False)
-    pd.DataFrame({"head": [f"i{k}" for k in range(40)], "relation": "genre",
-                  "tail": [f"g{k % 5}" for k in range(40)]}).to_csv(tmp_path / "triples.csv", index=False)
-    out = run_cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "2", "--quiet",
-                  "--no-text", "--no-sentiment", "--device", "cpu")
+    pd.DataFrame(
+        {"head": [f"i{k}" for k in range(40)], "relation": "genre", "tail": [f"g{k % 5}" for k in range(40)]}
+    ).to_csv(tmp_path / "triples.csv", index=False)
+    out = run_cli(
+        "train",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--no-text",
+        "--no-sentiment",
+        "--device",
+        "cpu",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 # ---------------------------------------------------------------------------- #13 no raw tracebacks
 def test_infinity_timestamps_in_jsonl_are_cleared_counted(tmp_path):
-    lines = ['{"user_id": "u1", "product_id": "p1", "timestamp": Infinity}',
-             '{"user_id": "u2", "product_id": "p1", "timestamp": -Infinity}',
-             '{"user_id": "u2", "product_id": "p2", "timestamp": 1600000000}']
+    lines = [
+        '{"user_id": "u1", "product_id": "p1", "timestamp": Infinity}',
+        '{"user_id": "u2", "product_id": "p1", "timestamp": -Infinity}',
+        '{"user_id": "u2", "product_id": "p2", "timestamp": 1600000000}',
+    ]
     write(tmp_path, "interactions.jsonl", "\n".join(lines))
     cat = load_catalog(tmp_path)
     assert cat.interactions["timestamp"].isna().sum() == 2
@@ -211,9 +239,11 @@ def test_infinity_timestamps_in_jsonl_are_cleared_counted(tmp_path):
 
 
 def test_infinity_timestamps_in_amazon_files_are_cleared_counted(tmp_path):
-    reviews = [{"reviewerID": "u1", "asin": "a1", "overall": 5, "unixReviewTime": float("inf")},
-               {"user_id": "u2", "parent_asin": "a1", "rating": 4, "timestamp": "Infinity"},
-               {"reviewerID": "u2", "asin": "a2", "overall": 3, "unixReviewTime": 1600000000}]
+    reviews = [
+        {"reviewerID": "u1", "asin": "a1", "overall": 5, "unixReviewTime": float("inf")},
+        {"user_id": "u2", "parent_asin": "a1", "rating": 4, "timestamp": "Infinity"},
+        {"reviewerID": "u2", "asin": "a2", "overall": 3, "unixReviewTime": 1600000000},
+    ]
     write(tmp_path, "Shop_5.json", "\n".join(json.dumps(r) for r in reviews))
     write(tmp_path, "meta_Shop.json", json.dumps({"asin": "a1", "title": "A"}))
     cat = load_catalog(tmp_path)
@@ -229,7 +259,9 @@ def test_deeply_nested_json_is_a_counted_skip(tmp_path):
     assert len(cat.interactions) == 1 and cat.report.skipped["malformed_json_line"] == 1
 
 
-@pytest.mark.parametrize("mapping", ["[]", '"products"', '{"tables": []}', '{"tables": {"products": {"columns": ["a"]}}}'])
+@pytest.mark.parametrize(
+    "mapping", ["[]", '"products"', '{"tables": []}', '{"tables": {"products": {"columns": ["a"]}}}']
+)
 def test_malformed_mapping_is_a_clear_error(shop, mapping):
     write(shop, "kgrec_mapping.json", mapping)
     with pytest.raises(CatalogError, match="mapping|tables"):
@@ -265,13 +297,17 @@ def test_truncated_checkpoint_is_a_clear_error(demo_run, tmp_path):
     assert "checkpoint.pt" in out.stderr and ("damaged" in out.stderr or "truncated" in out.stderr)
 
 
+@pytest.mark.slow
 def test_json_output_never_holds_nan(demo_run):
     from kgrec import Recommender
 
     rec = Recommender.load(demo_run)
     user = rec.user_ids[0]
-    for args in (["recommend", str(demo_run), "--user", user, "-k", "5"], ["evaluate", str(demo_run)],
-                 ["profile", str(demo_run), "--user", user]):
+    for args in (
+        ["recommend", str(demo_run), "--user", user, "-k", "5"],
+        ["evaluate", str(demo_run)],
+        ["profile", str(demo_run), "--user", user],
+    ):
         out = run_cli(*args, "--json")
         assert out.returncode == 0, out.stderr[-2000:]
-        json.loads(out.stdout, parse_constant=lambda c: pytest.fail(f"{args[0]} --json printed {c}"))
+        json.loads(out.stdout, parse_constant=lambda c, cmd=args[0]: pytest.fail(f"{cmd} --json printed {c}"))

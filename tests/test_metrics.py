@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from kgrec.evaluate import evaluate_ranking
-from kgrec.interactions import UserItems
+from kgrec.data.interactions import UserItems
+from kgrec.train.evaluate import evaluate_ranking
 
 
 def ui(pairs, n_users=2, n_items=5):

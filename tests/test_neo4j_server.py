@@ -44,6 +44,7 @@ def _java_pids_for(path: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_cli_start_status_stop_and_busy_port(tmp_path):
     from kgrec.neo4j.connection import Neo4jConfig, driver
     from kgrec.neo4j.server import free_port

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from kgrec.interactions import UserItems
+from kgrec.data.interactions import UserItems
 from kgrec.models.paths import HybridScorer, PathPrior
 
 
@@ -57,7 +57,7 @@ def test_hybrid_fit_never_lowers_validation_and_zero_weights_keep_the_base_ranki
     assert torch.equal(hybrid(torch.arange(3)).argsort(1), base(torch.arange(3)).argsort(1))
     # validation: user 0 next takes product 2 (category/text neighbour of 1), user 1 takes product 0
     val = UserItems(torch.tensor([0, 1]), torch.tensor([2, 0]), 3, 4)
-    from kgrec.evaluate import evaluate_ranking
+    from kgrec.train.evaluate import evaluate_ranking
 
     before = evaluate_ranking(HybridScorer(base, prior, {}), val, [hist])["ndcg@10"]
     fit = hybrid.fit(val, [hist])

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from conftest import REPO
-from kgrec.features import compute_features
-from kgrec.pipeline import TrainConfig, prepare, run_training
-from kgrec.split import split_interactions
-from kgrec.text import TextEncoder
-from kgrec.training import OptimConfig
+from kgrec.config import OptimConfig, TrainConfig
+from kgrec.data.split import split_interactions
+from kgrec.features.build import compute_features
+from kgrec.features.text import TextEncoder
+from kgrec.train.pipeline import prepare, run_training
 
 TINY = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16,
                    optim=OptimConfig(epochs=3, batch_size=512, negatives=8, patience=3))
@@ -34,7 +34,9 @@ def test_split_and_graph_do_not_leak(small_demo):
     assert not held & set(zip(rev[1].tolist(), rev[0].tolist()))
     # test pairs are each user's latest
     last = small_demo.interactions.sort_values("timestamp").groupby("user_id").tail(1)
-    assert set(zip(split.test_pairs["user_id"], split.test_pairs["product_id"])) <= set(zip(last["user_id"], last["product_id"]))
+    assert set(zip(split.test_pairs["user_id"], split.test_pairs["product_id"])) <= set(
+        zip(last["user_id"], last["product_id"])
+    )
 
 
 def test_features_ignore_held_out_interactions(small_demo):
@@ -62,8 +64,13 @@ def test_same_seed_same_metrics(tmp_path, small_demo):
 
 
 def test_trained_model_beats_popularity_on_planted_structure(tmp_path, small_demo):
-    cfg = dataclasses.replace(TINY, out=str(tmp_path / "run"), baselines=("popularity",), hidden=32,
-                              optim=OptimConfig(epochs=20, batch_size=1024, negatives=16, patience=10))
+    cfg = dataclasses.replace(
+        TINY,
+        out=str(tmp_path / "run"),
+        baselines=("popularity",),
+        hidden=32,
+        optim=OptimConfig(epochs=20, batch_size=1024, negatives=16, patience=10),
+    )
     m = run_training(cfg, small_demo)["models"]
     assert m["rgcn"]["val"]["ndcg@10"] > m["popularity"]["val"]["ndcg@10"]
 
@@ -77,8 +84,10 @@ def test_recommender_load_in_fresh_process(tmp_path, small_demo):
     users, products = rec.user_ids[:4], rec.product_ids[:7]
     here = rec.score(users, products)
     assert here.shape == (4, 7)
-    code = (f"import json; from kgrec import Recommender; r = Recommender.load({str(out)!r}); "
-            f"print(json.dumps(r.score({users!r}, {products!r}).tolist()))")
+    code = (
+        f"import json; from kgrec import Recommender; r = Recommender.load({str(out)!r}); "
+        f"print(json.dumps(r.score({users!r}, {products!r}).tolist()))"
+    )
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert np.allclose(np.array(json.loads(fresh.stdout)), here, atol=1e-6)
     top = rec.recommend(users[0], k=5)
@@ -97,7 +106,7 @@ def test_metrics_json_schema(tmp_path, small_demo):
     # the GNN, its served hybrid with KG path scores, the path scores alone, and the baselines
     assert set(m["models"]) == {"hgt", "hgt+paths", "paths", "popularity", "itemknn"}
     assert set(m["models"]["hgt+paths"]["weights"]) <= {"co_interacted", "text", "category", "brand"}
-    for name, row in m["models"].items():
+    for row in m["models"].values():
         assert {"val", "test", "epochs", "train_seconds"} <= set(row)
         assert {"recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10"} <= set(row["test"])
     assert (tmp_path / "run" / "config.json").exists() and list((tmp_path / "run" / "tensorboard").iterdir())

@@ -4,10 +4,11 @@ from __future__ import annotations
 import tempfile
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kgrec.catalog import Catalog
+from kgrec.data.catalog import Catalog
 from kgrec.loaders import load_catalog
 
 ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
@@ -28,17 +29,32 @@ def catalogs(draw):
     prods = [{"product_id": p, "title": draw(texts), "description": draw(texts),
               "price": draw(st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False))),
               "brand_id": draw(st.one_of(st.none(), st.sampled_from(["b1", "b2"])))} for p in products]
-    cats = [{"category_id": "c1", "name": "Top", "parent_id": None}, {"category_id": "c2", "name": "Sub", "parent_id": "c1"}]
+    cats = [
+        {"category_id": "c1", "name": "Top", "parent_id": None},
+        {"category_id": "c2", "name": "Sub", "parent_id": "c1"},
+    ]
     pc = [{"product_id": p, "category_id": draw(st.sampled_from(["c1", "c2"]))} for p in products]
-    links = [{"src_id": draw(st.sampled_from(products)), "dst_id": draw(st.sampled_from(products)),
-              "kind": draw(st.sampled_from(["also_bought", "also_viewed"]))} for _ in range(draw(st.integers(0, 4)))]
-    return Catalog.from_tables({
-        "products": pd.DataFrame(prods), "interactions": pd.DataFrame(rows), "categories": pd.DataFrame(cats),
-        "product_categories": pd.DataFrame(pc), "product_links": pd.DataFrame(links),
-        "users": pd.DataFrame({"user_id": users, "name": [draw(texts) for _ in users]}),
-    })
+    links = [
+        {
+            "src_id": draw(st.sampled_from(products)),
+            "dst_id": draw(st.sampled_from(products)),
+            "kind": draw(st.sampled_from(["also_bought", "also_viewed"])),
+        }
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    return Catalog.from_tables(
+        {
+            "products": pd.DataFrame(prods),
+            "interactions": pd.DataFrame(rows),
+            "categories": pd.DataFrame(cats),
+            "product_categories": pd.DataFrame(pc),
+            "product_links": pd.DataFrame(links),
+            "users": pd.DataFrame({"user_id": users, "name": [draw(texts) for _ in users]}),
+        }
+    )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(catalogs())
 def test_generic_export_roundtrip(catalog):

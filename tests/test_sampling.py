@@ -1,4 +1,4 @@
-"""Neighbour-sampled mini-batch training (kgrec.sampling): the subgraph indexing of the models, the
+"""Neighbour-sampled mini-batch training (kgrec.train.sampling): the subgraph indexing of the models, the
 clear error where PyG cannot sample, and (where pyg-lib or torch-sparse is installed) metrics close to
 full-graph training."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ from conftest import run_cli
 
 
 def _small_graph(small_demo):
-    from kgrec.features import compute_features
-    from kgrec.graph import build_graph
-    from kgrec.split import split_interactions
+    from kgrec.data.graph import build_graph
+    from kgrec.data.split import split_interactions
+    from kgrec.features.build import compute_features
 
     split = split_interactions(small_demo.interactions, "loo", seed=1)
     feats = compute_features(small_demo, split.train_rows, None, use_text=False, use_sentiment=False, seed=1)
@@ -46,8 +46,8 @@ def test_subgraph_with_n_id_equals_the_full_graph(small_demo, name):
 def test_without_a_sampler_the_error_says_what_to_install(monkeypatch):
     import torch_geometric.typing as pyg_typing
 
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
     monkeypatch.setattr(pyg_typing, "WITH_PYG_LIB", False)
     monkeypatch.setattr(pyg_typing, "WITH_TORCH_SPARSE", False)
@@ -56,7 +56,7 @@ def test_without_a_sampler_the_error_says_what_to_install(monkeypatch):
 
 
 def test_neighbours_flag_is_validated():
-    from kgrec.sampling import parse_fanout
+    from kgrec.train.sampling import parse_fanout
 
     assert parse_fanout("10,5") == (10, 5) and parse_fanout("-1") == (-1,)
     for bad in ("", "10,x", "0,5", "-3"):
@@ -67,12 +67,12 @@ def test_neighbours_flag_is_validated():
 
 
 def test_fanout_count_must_match_the_layers(small_demo):
-    from kgrec.sampling import neighbour_sampler_available
+    from kgrec.train.sampling import neighbour_sampler_available
 
     if not neighbour_sampler_available():
         pytest.skip("needs pyg-lib or torch-sparse (see the README's mini-batch section)")
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
     with pytest.raises(ValueError, match="one per layer"):
         run_training(TrainConfig(data="demo", scale=0.1, quiet=True, baselines=(), layers=2,
@@ -82,18 +82,29 @@ def test_fanout_count_must_match_the_layers(small_demo):
 def test_minibatch_training_reaches_full_graph_metrics(tmp_path, small_demo):
     """Tolerance: on the small demo (seed 1), the neighbour-sampled R-GCN's validation and test NDCG@10
     are within 0.02 absolute of full-graph training with the same settings, or above it."""
-    from kgrec.sampling import neighbour_sampler_available
+    from kgrec.train.sampling import neighbour_sampler_available
 
     if not neighbour_sampler_available():
         pytest.skip("needs pyg-lib or torch-sparse (see the README's mini-batch section)")
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
 
-    base = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=32, baselines=(),
-                       paths=False, out=str(tmp_path / "full"), optim=OptimConfig(epochs=40, patience=10, batch_size=512))
+    base = TrainConfig(
+        data="demo",
+        scale=0.1,
+        seed=1,
+        quiet=True,
+        device="cpu",
+        hidden=32,
+        baselines=(),
+        paths=False,
+        out=str(tmp_path / "full"),
+        optim=OptimConfig(epochs=40, patience=10, batch_size=512),
+    )
     full = run_training(base, small_demo)["models"]["rgcn"]
-    sampled_cfg = dataclasses.replace(base, out=str(tmp_path / "sampled"),
-                                      optim=dataclasses.replace(base.optim, neighbours=(10, 10)))
+    sampled_cfg = dataclasses.replace(
+        base, out=str(tmp_path / "sampled"), optim=dataclasses.replace(base.optim, neighbours=(10, 10))
+    )
     sampled = run_training(sampled_cfg, small_demo)["models"]["rgcn"]
     for split in ("val", "test"):
         assert sampled[split]["ndcg@10"] >= full[split]["ndcg@10"] - 0.02, (split, sampled[split], full[split])
@@ -108,16 +119,46 @@ def test_minibatch_under_ddp_two_processes(tmp_path):
     import sys
 
     from conftest import REPO
-    from kgrec.sampling import neighbour_sampler_available
+    from kgrec.train.sampling import neighbour_sampler_available
 
     if not neighbour_sampler_available():
         pytest.skip("needs pyg-lib or torch-sparse (see the README's mini-batch section)")
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "train.py", "--scale", "0.1", "--seed", "1", "--epochs", "6", "--baselines", "",
-                          "--hidden", "16", "--batch-size", "512", "--device", "cpu", "--no-paths", "--quiet",
-                          "--neighbours", "10,10", "--out", str(tmp_path / "run")],
-                         cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "train.py",
+            "--scale",
+            "0.1",
+            "--seed",
+            "1",
+            "--epochs",
+            "6",
+            "--baselines",
+            "",
+            "--hidden",
+            "16",
+            "--batch-size",
+            "512",
+            "--device",
+            "cpu",
+            "--no-paths",
+            "--quiet",
+            "--neighbours",
+            "10,10",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     curve = metrics["models"]["rgcn"]["curve"]

@@ -21,6 +21,7 @@ def _train(cmd: list[str]) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     """Same seed: the 2-process run takes the same steps as the 1-process run, up to float summation
     order. Tolerance: per-epoch training loss within 1e-5 relative (measured: 1.2e-7), validation and test NDCG@10
@@ -42,9 +43,9 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
 def test_refresh_reaches_a_full_retrain(tmp_path, small_demo):
     """Train on the first 90 % of interactions by time, refresh with the whole export: test NDCG@10
     within 10 % of a full retrain on the same split, with fewer epochs."""
-    from kgrec.pipeline import TrainConfig, run_training
-    from kgrec.refresh import refresh_run
-    from kgrec.training import OptimConfig
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
+    from kgrec.train.refresh import refresh_run
 
     def cfg(out):
         return TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=32, out=str(tmp_path / out),

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
 from conftest import run_cli
 
 
 def test_text_search_finds_the_right_category(demo_run, small_demo):
     from kgrec import Recommender
-    from kgrec.search import Searcher
+    from kgrec.serve.search import Searcher
 
     searcher = Searcher(Recommender.load(demo_run), small_demo)
     hits = searcher.search("mirrorless camera and camera lens", k=5, alpha=1.0)
@@ -19,7 +20,7 @@ def test_text_search_finds_the_right_category(demo_run, small_demo):
 
 def test_personalised_search_blends_user_preferences(demo_run, small_demo):
     from kgrec import Recommender
-    from kgrec.search import Searcher, evaluate_search
+    from kgrec.serve.search import Searcher, evaluate_search
 
     rec = Recommender.load(demo_run)
     searcher = Searcher(rec, small_demo)
@@ -33,6 +34,7 @@ def test_personalised_search_blends_user_preferences(demo_run, small_demo):
         assert 0.0 <= result[key] <= 1.0
 
 
+@pytest.mark.slow
 def test_search_and_profile_cli(demo_run):
     from kgrec import Recommender
 

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from kgrec.loadtest import load_test, post, running_server
+from kgrec.serve.loadtest import load_test, post, running_server
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def _no_trace(body) -> None:
 
 
 def test_endpoints_answer_like_the_cli(api, demo_run):
+    from conftest import validate
     from kgrec import Recommender
-    from test_coldstart import validate
 
     rec = Recommender.load(demo_run)
     user = rec.user_ids[4]

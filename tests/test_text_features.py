@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from kgrec.features import compute_features, product_texts
-from kgrec.text import TextEncoder
+from kgrec.features.build import compute_features, product_texts
+from kgrec.features.text import TextEncoder
 
 
 def test_cache_reencodes_only_changed_texts(tmp_path, small_demo):
@@ -63,8 +63,8 @@ def test_unknown_encoder_is_a_clear_error(tmp_path):
 
 
 def test_sentiment_report_on_magazine_reviews(magazine):
+    from kgrec.features.report import sentiment_report
     from kgrec.loaders import load_catalog
-    from kgrec.sentiment import sentiment_report
 
     cat = load_catalog(magazine)
     reviews = cat.interactions[cat.interactions["text"].notna()]
@@ -75,12 +75,13 @@ def test_sentiment_report_on_magazine_reviews(magazine):
     assert rep["spearman_score_rating"] > 0.3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_finetuned_sentiment_trains_saves_and_reloads(tmp_path, small_demo, method):
     """Fine-tuning (tiny local BERT) starts from the frozen head, never ends below it on validation,
     and a saved model with its card reloads to the same scores."""
-    from kgrec.sentiment import sentiment_report
-    from kgrec.sentiment_finetune import FineTunedSentiment
+    from kgrec.features.report import sentiment_report
+    from kgrec.features.sentiment_finetune import FineTunedSentiment
 
     path = _tiny_bert(tmp_path / "tiny-bert")
     reviews = small_demo.interactions[small_demo.interactions["text"].notna()].head(300)
@@ -92,7 +93,9 @@ def test_finetuned_sentiment_trains_saves_and_reloads(tmp_path, small_demo, meth
     assert rep["method"] == method and {"trained", "frozen_head", "lexicon", "majority"} <= set(rep)
     ft = rep["fine_tuning"]
     assert ft["steps"] > 0 and ft["trainable_parameters"] > 0
-    assert ft["val_macro_f1"] >= json.loads((tmp_path / "model" / "card.json").read_text())["history"][0]["val_macro_f1"]
+    assert (
+        ft["val_macro_f1"] >= json.loads((tmp_path / "model" / "card.json").read_text())["history"][0]["val_macro_f1"]
+    )
     card = json.loads((tmp_path / "model" / "card.json").read_text())
     assert card["method"] == method and card["trained_on"]["reviews"] > 0 and "trained" in card["metrics"]
     assert (tmp_path / "model" / "MODEL_CARD.md").read_text().startswith("# kgrec review-sentiment model")

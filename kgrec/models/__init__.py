@@ -1,12 +1,12 @@
 """The model registry: one literal mapping from name to builder, GNNs and baselines alike."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch_geometric.data import HeteroData
 
-from .baselines import EASE, ItemKNN, LightGCNModel, Popularity
-from .gnn import GNNRecommender, HGTEncoder, RGCNEncoder
+from kgrec.models.baselines import EASE, ItemKNN, LightGCNModel, Popularity
+from kgrec.models.gnn import GNNRecommender, HGTEncoder, RGCNEncoder
 
 
 def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id_embeddings: str) -> dict:
@@ -55,6 +55,12 @@ MODELS: dict[str, Callable[..., object]] = {
     "itemknn": build_itemknn,
     "popularity": build_popularity,
 }
-GNN_MODELS = ("rgcn", "hgt")
-TRAINED_MODELS = ("rgcn", "hgt", "lightgcn")  # learned by gradient descent; the rest are closed-form
-BASELINES = ("popularity", "itemknn", "ease", "lightgcn")
+
+
+def build_model(name: str, data: HeteroData, cfg):
+    """A fresh registry model for the graph ``data``, configured from a :class:`kgrec.config.TrainConfig`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](
+        data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, id_embeddings=cfg.id_embeddings
+    )

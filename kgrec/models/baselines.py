@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.models import LightGCN
 
-from ..interactions import UserItems
+from kgrec.data.interactions import UserItems
 
 
 class Popularity:
@@ -17,13 +17,17 @@ class Popularity:
     def __init__(self, n_users: int, n_items: int):
         self.counts = torch.zeros(n_items)
 
-    def fit(self, history: UserItems, val: UserItems | None = None) -> "Popularity":
+    def fit(self, history: UserItems, val: UserItems | None = None) -> Popularity:
         self.counts = torch.bincount(history.items, minlength=self.counts.numel()).float()
         return self
 
     def score_users(self, users: Tensor) -> Tensor:
         """``[B]`` user indices → ``[B, I]`` scores."""
         return self.counts.unsqueeze(0).expand(users.numel(), -1)
+
+    def export(self) -> dict[str, Tensor]:
+        """The tensors a run folder serves this model from (kgrec.serve.run.PopularityScores)."""
+        return {"popularity": self.counts}
 
 
 class ItemKNN:
@@ -37,7 +41,7 @@ class ItemKNN:
         self.n_users, self.n_items = n_users, n_items
         self.neighbours, self.dense_max = neighbours, dense_max
 
-    def fit(self, history: UserItems, val: UserItems | None = None) -> "ItemKNN":
+    def fit(self, history: UserItems, val: UserItems | None = None) -> ItemKNN:
         self.history = history
         x = history.sparse()  # [U, I] 0/1
         norms = torch.bincount(x.indices()[1], minlength=self.n_items).float().sqrt().clamp(min=1)
@@ -62,7 +66,7 @@ class ItemKNN:
                 vals.append(v.flatten())
             self._top = (torch.cat(cols), torch.cat(vals))  # per product, neighbours by descending similarity
             self.sim = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
-                                               (self.n_items, self.n_items))
+                                               (self.n_items, self.n_items), check_invariants=False)
             self.sim_t = self.sim.t().coalesce().to_sparse_csr()  # [I, I], row j = items similar to j
         return self
 
@@ -78,6 +82,10 @@ class ItemKNN:
         keep = vals.flatten() > 0
         items = torch.arange(self.n_items).repeat_interleave(vals.shape[1])
         return idx.flatten()[keep], items[keep], vals.flatten()[keep]
+
+    def export(self) -> dict[str, Tensor]:
+        """The tensors a run folder serves this model from (kgrec.serve.run.ItemItemScores)."""
+        return {"item_item": self.sim if self.sim.layout == torch.strided else self.sim.to_dense()}
 
     def score_users(self, users: Tensor) -> Tensor:
         hist = self.history.dense(users)  # [B, I]
@@ -115,9 +123,9 @@ class EASE:
         b.fill_diagonal_(0.0)
         return b.float()
 
-    def fit(self, history: UserItems, val: UserItems | None = None, exclude: list[UserItems] | None = None) -> "EASE":
+    def fit(self, history: UserItems, val: UserItems | None = None, exclude: list[UserItems] | None = None) -> EASE:
         """Fit on ``history``; without a fixed λ, pick it on ``val`` (``exclude``: items not to rank)."""
-        from ..evaluate import evaluate_ranking
+        from kgrec.train.evaluate import evaluate_ranking
 
         self.history = history
         x = history.sparse().to(torch.float64)
@@ -139,6 +147,10 @@ class EASE:
     def score_users(self, users: Tensor) -> Tensor:
         """``[B]`` user indices → ``[B, I]`` scores."""
         return self.history.dense(users) @ self.B
+
+    def export(self) -> dict[str, Tensor]:
+        """The tensors a run folder serves this model from (kgrec.serve.run.ItemItemScores)."""
+        return {"item_item": self.B}
 
 
 class LightGCNModel(nn.Module):
@@ -164,20 +176,21 @@ class LightGCNModel(nn.Module):
     @classmethod
     def recipe(cls, n_train: int):
         """The published training recipe for ``n_train`` training interactions."""
-        from ..training import OptimConfig
+        from kgrec.config import OptimConfig
 
         return OptimConfig(epochs=1000, lr=1e-3, l2=1e-5, batch_size=min(2048, max(64, n_train // cls.MIN_STEPS)),
-                           negatives=1, shared_negatives=False, loss="bpr", patience=50, eval_every=5)
+                           negatives=1, shared_negatives=False, loss="bpr", temperature=(1.0,), patience=50,
+                           eval_every=5)
 
     def set_graph(self, users: Tensor, items: Tensor) -> None:
         """The symmetric-normalised bipartite adjacency ``[U + I, U + I]`` of the training pairs."""
-        from .gnn import normalised_adjacency
+        from kgrec.models.gnn import normalised_adjacency
 
         ei = torch.stack([users, items + self.n_users])
         n = self.n_users + self.n_items
         self.adj = normalised_adjacency(torch.cat([ei, ei.flip(0)], 1), n, n)[0]
 
-    def to(self, *args, **kwargs) -> "LightGCNModel":
+    def to(self, *args, **kwargs) -> LightGCNModel:
         super().to(*args, **kwargs)
         if self.adj is not None:
             self.adj = self.adj.to(*args, **kwargs)

@@ -52,7 +52,7 @@ def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Te
     deg_out = torch.zeros(n_src, device=src.device).index_add_(0, src, ones)
     deg_in = torch.zeros(n_dst, device=src.device).index_add_(0, dst, ones)
     val = deg_out[src].clamp(min=1).rsqrt() * deg_in[dst].clamp(min=1).rsqrt()
-    a = torch.sparse_coo_tensor(torch.stack([dst, src]), val, (n_dst, n_src)).coalesce()
+    a = torch.sparse_coo_tensor(torch.stack([dst, src]), val, (n_dst, n_src), check_invariants=False).coalesce()
     return a.to_sparse_csr(), a.t().coalesce().to_sparse_csr()
 
 
@@ -119,16 +119,19 @@ class RGCNEncoder(nn.Module):
         self.num_layers = num_layers
         self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings, dropout)
         self.relation_logit = nn.Parameter(torch.zeros(len(self.edge_types)))
-        self._adjacency: dict[EdgeType, tuple] = {}  # per edge type: (key of its edge_index, A, Aᵀ)
+        # per edge type: (its edge_index, version, sizes, A, Aᵀ); holding the tensor itself keeps its memory
+        # from being reused by another edge_index, which an address-based key would then mistake for it
+        self._adjacency: dict[EdgeType, tuple] = {}
 
     def adjacency(self, et: EdgeType, edge_index: Tensor, sizes: dict[NodeType, int]) -> tuple[Tensor, Tensor]:
-        """The normalised adjacency of one relation, rebuilt only when its ``edge_index`` changes."""
-        key = (edge_index.data_ptr(), edge_index.shape[1], sizes[et[0]], sizes[et[2]], edge_index.device)
+        """The normalised adjacency of one relation, rebuilt only when its ``edge_index`` changes (another
+        tensor, or the same one modified in place)."""
+        shape = (sizes[et[0]], sizes[et[2]])
         cached = self._adjacency.get(et)
-        if cached is None or cached[0] != key:
-            cached = (key, *normalised_adjacency(edge_index, sizes[et[0]], sizes[et[2]]))
+        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version or cached[2] != shape:
+            cached = (edge_index, edge_index._version, shape, *normalised_adjacency(edge_index, *shape))
             self._adjacency[et] = cached
-        return cached[1], cached[2]
+        return cached[3], cached[4]
 
     def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                 n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:

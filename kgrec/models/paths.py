@@ -15,21 +15,21 @@ on the test split; the GNN keeps weight 1, so ``w = 0`` everywhere is the plain 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..evaluate import evaluate_ranking
-from ..interactions import UserItems
+from kgrec.data.interactions import UserItems
+from kgrec.train.evaluate import evaluate_ranking
 
 RELATIONS = ("co_interacted", "text", "category", "brand")
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _z(x: Tensor) -> Tensor:
-    """Standardise each row: ``[B, I]`` → ``[B, I]``."""
-    return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-9)
+def zscore(x: Tensor) -> Tensor:
+    """Standardise each row (the last dimension): ``[..., I]`` → ``[..., I]``."""
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-9)
 
 
 def _incidence(products: Tensor, nodes: Tensor, n_items: int) -> Tensor:
@@ -37,32 +37,50 @@ def _incidence(products: Tensor, nodes: Tensor, n_items: int) -> Tensor:
     k = int(nodes.max()) + 1
     size = torch.bincount(nodes, minlength=k).float()
     vals = size[nodes].rsqrt()
-    return torch.sparse_coo_tensor(torch.stack([products, nodes]), vals, (n_items, k)).coalesce().to_sparse_csr()
+    return (
+        torch.sparse_coo_tensor(torch.stack([products, nodes]), vals, (n_items, k), check_invariants=False)
+        .coalesce()
+        .to_sparse_csr()
+    )
 
 
 class PathPrior:
     """Path scores ``{relation: [B, I]}`` for a batch of users, from their training history."""
 
-    def __init__(self, history: UserItems, co_sim: Tensor | None = None, text: Tensor | None = None,
-                 category: Tensor | None = None, brand: Tensor | None = None):
+    def __init__(
+        self,
+        history: UserItems,
+        co_sim: Tensor | None = None,
+        text: Tensor | None = None,
+        category: Tensor | None = None,
+        brand: Tensor | None = None,
+    ):
         """``co_sim``: sparse ``[I, I]``, ``co_sim[i, j] = cos(i, j)`` for j among i's neighbours;
         ``text``: ``[I, D]`` unit rows; ``category``/``brand``: sparse ``[I, K]`` incidences (see
         :func:`_incidence`)."""
         self.history = history
-        self.parts = {k: v for k, v in (("co_interacted", co_sim), ("text", text), ("category", category),
-                                        ("brand", brand)) if v is not None}
+        self.parts = {
+            k: v
+            for k, v in (("co_interacted", co_sim), ("text", text), ("category", category), ("brand", brand))
+            if v is not None
+        }
         self._transposed: dict[str, Tensor] = {}  # Cᵀ of the incidences, built on first use
 
     @classmethod
-    def build(cls, history: UserItems, text: Tensor | None, edges: dict[str, tuple[Tensor, Tensor]],
-              neighbours: int = 200) -> "PathPrior":
+    def build(
+        cls, history: UserItems, text: Tensor | None, edges: dict[str, tuple[Tensor, Tensor]], neighbours: int = 200
+    ) -> PathPrior:
         """``edges``: ``{"category": (products [E], nodes [E]), "brand": …}`` from the message-passing graph."""
-        from .baselines import ItemKNN
+        from kgrec.models.baselines import ItemKNN
 
         n = history.n_items
         knn = ItemKNN(history.n_users, n, neighbours=neighbours).fit(history)
         nbr, item, val = knn.top_neighbours(neighbours)
-        co = torch.sparse_coo_tensor(torch.stack([item, nbr]), val, (n, n)).coalesce().to_sparse_csr()
+        co = (
+            torch.sparse_coo_tensor(torch.stack([item, nbr]), val, (n, n), check_invariants=False)
+            .coalesce()
+            .to_sparse_csr()
+        )
         text = torch.nn.functional.normalize(text.float(), dim=1) if text is not None and text.shape[1] else None
         inc = {k: _incidence(*edges[k], n) for k in ("category", "brand") if k in edges and edges[k][0].numel()}
         return cls(history, co, text, inc.get("category"), inc.get("brand"))
@@ -114,14 +132,19 @@ class PathPrior:
         return out
 
     @classmethod
-    def from_state(cls, history: UserItems, state: dict) -> "PathPrior":
+    def from_state(cls, history: UserItems, state: dict) -> PathPrior:
         parts = {}
         for name, s in state.items():
             if "dense" in s:
                 parts[name] = s["dense"]
             else:
-                parts[name] = torch.sparse_coo_tensor(s["indices"], s["values"], tuple(s["shape"].tolist())) \
-                    .coalesce().to_sparse_csr()
+                parts[name] = (
+                    torch.sparse_coo_tensor(
+                        s["indices"], s["values"], tuple(s["shape"].tolist()), check_invariants=True
+                    )
+                    .coalesce()
+                    .to_sparse_csr()
+                )
         return cls(history, parts.get("co_interacted"), parts.get("text"), parts.get("category"), parts.get("brand"))
 
 
@@ -134,12 +157,12 @@ class HybridScorer:
     def terms(self, users: Tensor) -> dict[str, Tensor]:
         """The served score's additive parts for ``users [B]``: ``{"gnn": z(base) [B, I], relation:
         w_r z(P_r) [B, I]}`` (relations of weight 0 left out); they sum to ``self(users)``."""
-        out = {"gnn": _z(self.base(users).float())} if self.base is not None else {}
+        out = {"gnn": zscore(self.base(users).float())} if self.base is not None else {}
         used = {name: w for name, w in self.weights.items() if w}
         parts = self.prior.scores(users, used)  # zero-weighted relations are not computed
         for name, w in used.items():
             if name in parts:
-                out[name] = w * _z(parts[name])
+                out[name] = w * zscore(parts[name])
         return out
 
     def __call__(self, users: Tensor) -> Tensor:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..catalog import Catalog
-from ..schema import Schema, load_schema
-from .importer import node_rows, relationship_groups
+from kgrec.data.catalog import Catalog
+from kgrec.data.schema import Schema, load_schema
+from kgrec.neo4j.importer import node_rows, relationship_groups
 
 _TYPES = {"price": "float", "rating": "float", "timestamp": "long"}
 
@@ -24,13 +24,18 @@ def write_admin_import(catalog: Catalog, out_dir: str | Path, database: str = "n
     for name, spec in schema.nodes.items():
         rows = node_rows(catalog, name, schema)
         path = out / f"nodes_{spec.label}.csv"
-        header = [f"{spec.key}:ID({spec.label})"] + [f"{p}:{_TYPES.get(p, 'string')}" for p in spec.properties] + [":LABEL"]
+        header = (
+            [f"{spec.key}:ID({spec.label})"] + [f"{p}:{_TYPES.get(p, 'string')}" for p in spec.properties] + [":LABEL"]
+        )
         with path.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(header)
             for r in rows:
-                w.writerow([r["id"]] + ["" if r["props"].get(p) is None else r["props"][p] for p in spec.properties]
-                           + [spec.label])
+                w.writerow(
+                    [r["id"]]
+                    + ["" if r["props"].get(p) is None else r["props"][p] for p in spec.properties]
+                    + [spec.label]
+                )
         args.append(f"--nodes={path.name}")
     for edge in schema.stored_edges():
         src, dst = schema.nodes[edge.src], schema.nodes[edge.dst]
@@ -39,14 +44,20 @@ def write_admin_import(catalog: Catalog, out_dir: str | Path, database: str = "n
             if not rows:
                 continue
             path = out / f"rels_{edge.name}_{rel_type}.csv"
-            header = [f":START_ID({src.label})", f":END_ID({dst.label})"] + \
-                     [f"{p}:{_TYPES.get(p, 'string')}" for p in props] + [":TYPE"]
+            header = (
+                [f":START_ID({src.label})", f":END_ID({dst.label})"]
+                + [f"{p}:{_TYPES.get(p, 'string')}" for p in props]
+                + [":TYPE"]
+            )
             with path.open("w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(header)
                 for r in rows:
-                    w.writerow([r["src"], r["dst"]] + ["" if r["props"].get(p) is None else r["props"][p] for p in props]
-                               + [rel_type])
+                    w.writerow(
+                        [r["src"], r["dst"]]
+                        + ["" if r["props"].get(p) is None else r["props"][p] for p in props]
+                        + [rel_type]
+                    )
             args.append(f"--relationships={path.name}")
     command = f"cd {out} && neo4j-admin database import full {database} --overwrite-destination " + " ".join(args)
     (out / "IMPORT_COMMAND.txt").write_text(command + "\n", encoding="utf-8")

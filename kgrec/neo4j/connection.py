@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import server
+from kgrec.neo4j import server
 
 
 @dataclass(frozen=True)
@@ -47,5 +47,7 @@ def driver(config: Neo4jConfig):
         drv.verify_connectivity()
     except Exception as exc:
         drv.close()
-        raise server.Neo4jServerError(f"cannot connect to Neo4j at {config.uri}: {exc.__class__.__name__}: {exc}") from None
+        raise server.Neo4jServerError(
+            f"cannot connect to Neo4j at {config.uri}: {exc.__class__.__name__}: {exc}"
+        ) from None
     return drv

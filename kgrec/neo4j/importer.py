@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pandas as pd
 
-from ..catalog import Catalog
-from ..schema import EdgeSpec, Schema, cypher, load_schema
+from kgrec.data.catalog import Catalog
+from kgrec.data.schema import EdgeSpec, Schema, cypher, load_schema
 
 
 def _clean(value):
@@ -101,7 +101,9 @@ class ImportSummary:
                 "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None}
 
 
-def _write_batches(session, query: str, rows: list[dict], batch_size: int, bar, extra: dict | None = None) -> dict[str, int]:
+def _write_batches(
+    session, query: str, rows: list[dict], batch_size: int, bar, extra: dict | None = None
+) -> dict[str, int]:
     totals = {"created": 0, "properties_set": 0, "rows": len(rows)}
 
     def work(tx, batch):
@@ -110,7 +112,7 @@ def _write_batches(session, query: str, rows: list[dict], batch_size: int, bar, 
         return c.nodes_created + c.relationships_created, c.properties_set
 
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         created, props = session.execute_write(work, batch)
         totals["created"] += created
         totals["properties_set"] += props
@@ -119,16 +121,45 @@ def _write_batches(session, query: str, rows: list[dict], batch_size: int, bar, 
     return totals
 
 
-def import_catalog(catalog: Catalog, driver, database: str = "neo4j", batch_size: int = 5000,
-                   progress: bool = False, schema: Schema | None = None) -> ImportSummary:
+def import_to(
+    catalog: Catalog,
+    uri: str | None = None,
+    user: str | None = None,
+    database: str | None = None,
+    batch_size: int = 5000,
+    progress: bool = False,
+) -> dict:
+    """``kgrec import``: connect (flags, else the environment, else the local server), import, summarise."""
+    from kgrec.neo4j.connection import driver, resolve_config
+
+    config = resolve_config(uri, user, None, database)
+    drv = driver(config)
+    try:
+        summary = import_catalog(catalog, drv, config.database, batch_size=batch_size, progress=progress)
+    finally:
+        drv.close()
+    return {"source": catalog.source, "uri": config.uri, "database": config.database, **summary.to_dict()}
+
+
+def import_catalog(
+    catalog: Catalog,
+    driver,
+    database: str = "neo4j",
+    batch_size: int = 5000,
+    progress: bool = False,
+    schema: Schema | None = None,
+) -> ImportSummary:
     """Write the whole catalog. Safe to re-run after a failure: every write is an idempotent MERGE."""
     schema = schema or load_schema()
     t0 = time.perf_counter()
     create_constraints(driver, database, schema)
     summary = ImportSummary(skipped=dict(catalog.report.skipped))
     node_batches = {n: node_rows(catalog, n, schema) for n in schema.nodes}
-    rel_batches = [(edge, rel_type, rows) for edge in schema.stored_edges()
-                   for rel_type, rows in relationship_groups(catalog, edge)]
+    rel_batches = [
+        (edge, rel_type, rows)
+        for edge in schema.stored_edges()
+        for rel_type, rows in relationship_groups(catalog, edge)
+    ]
     total = sum(map(len, node_batches.values())) + sum(len(r) for _, _, r in rel_batches)
     bar = None
     if progress:
@@ -143,8 +174,14 @@ def import_catalog(catalog: Catalog, driver, database: str = "neo4j", batch_size
         for edge, rel_type, rows in rel_batches:
             src, dst = schema.nodes[edge.src], schema.nodes[edge.dst]
             merge_props = " {relation: row.props.relation}" if "relation" in edge.properties else ""
-            query = cypher("merge_relationships").format(src_label=src.label, src_key=src.key, dst_label=dst.label,
-                                                         dst_key=dst.key, rel_type=rel_type, merge_props=merge_props)
+            query = cypher("merge_relationships").format(
+                src_label=src.label,
+                src_key=src.key,
+                dst_label=dst.label,
+                dst_key=dst.key,
+                rel_type=rel_type,
+                merge_props=merge_props,
+            )
             got = _write_batches(session, query, rows, batch_size, bar)
             prev = summary.relationships.get(rel_type)
             summary.relationships[rel_type] = got if prev is None else {k: prev[k] + got[k] for k in got}

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..catalog import TABLE_COLUMNS, Catalog
-from ..schema import Schema, cypher, load_schema
-from .connection import Neo4jConfig, driver as open_driver
+from kgrec.data.catalog import TABLE_COLUMNS, Catalog
+from kgrec.data.schema import Schema, cypher, load_schema
+from kgrec.neo4j.connection import Neo4jConfig
+from kgrec.neo4j.connection import driver as open_driver
 
 PAGE = 5000
 
@@ -13,7 +14,7 @@ PAGE = 5000
 def _pages(session, query: str, key: str):
     after = None
     while True:
-        records = session.execute_read(lambda tx: list(tx.run(query, after=after, limit=PAGE)))
+        records = session.execute_read(lambda tx, after=after: list(tx.run(query, after=after, limit=PAGE)))
         if not records:
             return
         yield records

@@ -204,13 +204,24 @@ def start(data_dir: Path | None = None, port: int | None = None, timeout: float 
     return state
 
 
+def _is_our_server(pid: int, data_dir: str) -> bool:
+    """Whether ``pid`` is the launcher serving ``data_dir``: a recorded pid may have been reused by any
+    other process since (after a reboot, say), and that one must never be signalled."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no /proc (macOS): fall back to liveness only
+        return _alive(pid)
+    return MAIN_CLASS.encode() in argv and any(a.startswith(str(data_dir).encode()) for a in argv)
+
+
 def status(data_dir: Path | None = None) -> ServerState | None:
-    """The running server's state, or ``None``."""
+    """The running server's state, or ``None`` (a stale state file, whose pid is gone or now belongs to
+    another program, is removed)."""
     file = _state_file(data_dir or default_data_dir())
     if not file.exists():
         return None
     state = ServerState(**json.loads(file.read_text(encoding="utf-8")))
-    if not _alive(state.pid):
+    if not _alive(state.pid) or not _is_our_server(state.pid, state.data_dir):
         file.unlink(missing_ok=True)
         return None
     return state

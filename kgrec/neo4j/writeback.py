@@ -5,7 +5,7 @@ created), so no reader ever sees a user of that batch without recommendations.
 """
 from __future__ import annotations
 
-from ..schema import Schema, cypher, load_schema
+from kgrec.data.schema import Schema, cypher, load_schema
 
 
 def write_recommendations(driver, recommendations: dict[str, list[dict]], model: str, run_id: str,

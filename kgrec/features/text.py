@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-DEFAULT_ENCODER = "default"
+from kgrec.config import DEFAULT_ENCODER, MAX_TEXT_TOKENS
 
 
 def default_model_path() -> Path:
@@ -40,7 +40,7 @@ class TextEncoder:
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_ENCODER, device: str = "auto", batch_size: int = 64,
-                 max_length: int = 128, cache_dir: str | os.PathLike | None = None, progress: bool = False):
+                 max_length: int = MAX_TEXT_TOKENS, cache_dir: str | os.PathLike | None = None, progress: bool = False):
         self.model_name = str(model)
         self.path = str(default_model_path()) if self.model_name == DEFAULT_ENCODER else self.model_name
         self.device_arg = device
@@ -69,13 +69,11 @@ class TextEncoder:
 
     def _load(self):
         if self._model is None:
-            import torch
             from transformers import AutoModel, AutoTokenizer
 
-            if self.device_arg == "auto":
-                self.device = "cuda" if torch.cuda.is_available() else "cpu"
-            else:
-                self.device = self.device_arg
+            from kgrec.runtime import resolve_device
+
+            self.device = str(resolve_device(self.device_arg))
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path)
                 self._model = AutoModel.from_pretrained(self.path).to(self.device).eval()
@@ -93,6 +91,8 @@ class TextEncoder:
         """Run the model: batches sorted by length, mean pooling over real tokens, unit norm."""
         import torch
 
+        from kgrec.runtime import mean_pool
+
         model, tok = self._load()
         order = np.argsort([len(t) for t in texts])[::-1]
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
@@ -109,10 +109,7 @@ class TextEncoder:
                           return_tensors="pt").to(self.device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     hidden = model(**enc).last_hidden_state  # [B, T, H]
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # [B, H]
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-                out[idx] = pooled.cpu().numpy()
+                out[idx] = mean_pool(hidden, enc["attention_mask"]).cpu().numpy()
         return out
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

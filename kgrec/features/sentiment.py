@@ -27,7 +27,7 @@ def rating_labels(ratings: np.ndarray, neg_max: float = 2.0, pos_min: float = 4.
     return out
 
 
-def class_weights(labels) -> "torch.Tensor":
+def class_weights(labels) -> torch.Tensor:
     """Inverse-frequency weights ``[3]`` (float32) for labels 0/1/2: ``n / (3 · n_c)``, 0 for absent classes."""
     import torch
 
@@ -110,7 +110,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int = 3) -> float:
     return float(np.mean(f1s)) if f1s else 0.0
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
     import pandas as pd
 
     ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
@@ -126,68 +126,3 @@ def lexicon_labels(texts: list[str]) -> np.ndarray:
     sia = SentimentIntensityAnalyzer()
     comp = np.array([sia.polarity_scores(t)["compound"] for t in texts])
     return np.where(comp >= 0.05, 2, np.where(comp <= -0.05, 0, 1))
-
-
-def sentiment_report(texts: list[str], ratings: np.ndarray, emb: np.ndarray, seed: int = 0,
-                     test_share: float = 0.2, neg_max: float = 2.0, pos_min: float = 4.0, method: str = "head",
-                     base: str = "default", epochs: int = 2, save_dir=None, data: str | None = None,
-                     progress: bool = False) -> dict:
-    """Held-out evaluation of the sentiment model against the majority class and VADER.
-
-    ``texts [N]``, ``ratings [N]`` (NaN rows are ignored), ``emb [N, D]`` their embeddings by ``base``.
-    ``method``: ``head`` (linear head on the frozen encoder), ``lora`` or ``full`` (fine-tuning of
-    ``base``, warm-started from the frozen head, which is then reported as the ``frozen_head`` row).
-    ``save_dir``: where the trained model and its model card go (see :mod:`kgrec.sentiment_finetune`).
-    """
-    from .sentiment_finetune import finetune_sentiment, from_frozen_head
-
-    labels = rating_labels(ratings, neg_max, pos_min)
-    keep = np.flatnonzero(labels >= 0)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(keep)
-    n_test = max(1, int(len(perm) * test_share))
-    test, train = perm[:n_test], perm[n_test:]
-    head = train_sentiment(emb[train], labels[train], seed=seed)
-    y = labels[test]
-    test_texts = [texts[i] for i in test]
-    majority = int(np.bincount(labels[train], minlength=3).argmax())
-    lex = lexicon_labels(test_texts)
-
-    def scores(p: np.ndarray) -> dict:
-        return {"accuracy": float((p == y).mean()), "macro_f1": macro_f1(y, p)}
-
-    head_proba = head.proba(emb[test])
-    head_row = {**scores(head_proba.argmax(1)), "model": "linear head on the frozen text encoder, class-weighted"}
-    if method == "head":
-        trained, score, model = head_row, head_proba[:, 2] - head_proba[:, 0], None
-    else:
-        model = finetune_sentiment([texts[i] for i in train], labels[train], base=base, method=method, init=head,
-                                   epochs=epochs, seed=seed, progress=progress)
-        proba = model.proba(test_texts)
-        trained = {**scores(proba.argmax(1)), "model": f"{method} fine-tuning of the encoder + linear head, "
-                                                       f"class-weighted, warm-started from the frozen head"}
-        score = proba[:, 2] - proba[:, 0]
-    report = {
-        "trained": trained,
-        "lexicon": {**scores(lex), "model": "VADER (vaderSentiment), compound ±0.05"},
-        "majority": {**scores(np.full_like(y, majority)), "label": LABELS[majority]},
-        "spearman_score_rating": _spearman(score, ratings[test]),
-        "n_train": int(len(train)), "n_test": int(len(test)),
-        "label_counts_train": {LABELS[i]: int(c) for i, c in enumerate(np.bincount(labels[train], minlength=3))},
-        "thresholds": {"negative_max": neg_max, "positive_min": pos_min},
-        "method": method,
-    }
-    if method != "head":
-        report["frozen_head"] = head_row
-        report["fine_tuning"] = {k: model.card[k] for k in ("steps", "train_seconds", "val_macro_f1",
-                                                            "trainable_parameters", "hyperparameters")}
-    if save_dir is not None:
-        if model is None:
-            model = from_frozen_head(head, base=base)
-        model.card.update({"thresholds": report["thresholds"], "data": data or "not recorded",
-                           "metrics": {k: report[k] for k in ("trained", "frozen_head", "lexicon", "majority")
-                                       if k in report},
-                           "held_out": {"n_test": report["n_test"], "share": test_share, "seed": seed},
-                           "spearman_score_rating": report["spearman_score_rating"]})
-        report["model_dir"] = str(model.save(save_dir))
-    return report

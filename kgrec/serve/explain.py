@@ -6,23 +6,33 @@ exactly that path in Neo4j (paths through derived edges, which are not stored in
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .recommend import Recommender
-from .schema import Schema, cypher, load_schema
+from kgrec.data.schema import Schema, cypher, load_schema
+from kgrec.serve.recommend import Recommender
 
 Step = tuple[str, str, str, int, int]
 RELATION_WORDS = {
-    "co_interacted": "is often chosen by the same shoppers as", "co_interacted_by": "is often chosen by the same shoppers as",
-    "also_bought": "is often bought together with", "also_bought_by": "is often bought together with",
-    "also_viewed": "is often viewed together with", "also_viewed_by": "is often viewed together with",
-    "in_category": "is in the category", "category_of": "contains", "subcategory_of": "is part of",
-    "parent_of": "includes", "made_by": "is made by", "makes": "makes", "has_tag": "is tagged",
-    "tag_of": "tags", "related": "is related to", "related_to": "relates to", "interacted_by": "was chosen by",
+    "co_interacted": "is often chosen by the same shoppers as",
+    "co_interacted_by": "is often chosen by the same shoppers as",
+    "also_bought": "is often bought together with",
+    "also_bought_by": "is often bought together with",
+    "also_viewed": "is often viewed together with",
+    "also_viewed_by": "is often viewed together with",
+    "in_category": "is in the category",
+    "category_of": "contains",
+    "subcategory_of": "is part of",
+    "parent_of": "includes",
+    "made_by": "is made by",
+    "makes": "makes",
+    "has_tag": "is tagged",
+    "tag_of": "tags",
+    "related": "is related to",
+    "related_to": "relates to",
+    "interacted_by": "was chosen by",
     "interacts": "chose",
 }  # (src type, relation, dst type, src index, dst index)
 
@@ -39,30 +49,10 @@ class Explainer:
     _out_adj: dict | None = None  # built once from ``edges``, reused by every path search
 
     @classmethod
-    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> "Explainer":
-        """Rebuild the model of ``run_dir``; pass its already loaded ``rec`` to avoid reading it twice."""
-        from .models import GNN_MODELS, MODELS
-
+    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> Explainer:
+        """The GNN of ``run_dir`` and its graph; pass its already loaded ``rec`` to avoid reading it twice."""
         rec = rec or Recommender.load(run_dir)
-        if rec.model_name not in GNN_MODELS:
-            raise ValueError(f"explanations need a GNN run (rgcn or hgt); this run's model is {rec.model_name}")
-        graph = rec.graph
-        x = graph["x"]
-        edges = {tuple(k.split("|")): v for k, v in graph["edge_index"].items()}
-        from torch_geometric.data import HeteroData
-
-        data = HeteroData()
-        for t, v in x.items():
-            data[t].x = v
-            data[t].num_nodes = len(rec.ckpt["id_maps"][t])
-        for et, ei in edges.items():
-            data[et].edge_index = ei
-        cfg = rec.config
-        model = MODELS[rec.model_name](data, hidden=cfg["hidden"], layers=cfg["layers"], dropout=cfg["dropout"],
-                                       id_embeddings=cfg["id_embeddings"])
-        model.load_state_dict(rec.ckpt["state_dict"])
-        model.eval()
-        return cls(rec, model, x, edges, load_schema())
+        return cls(rec, rec.run.gnn(), rec.graph["x"], rec.run.edges, load_schema())
 
     # ------------------------------------------------------------------ scoring with edges removed
     @torch.no_grad()
@@ -138,8 +128,12 @@ class Explainer:
                 c = contrib[name]
                 if c.numel() and float(c.max()) > 0:
                     j = int(hist[int(c.argmax())])
-                    term["because"] = {"product_id": self.rec.product_ids[j], "title": self.rec.ckpt["titles"][j],
-                                       "contribution": float(c.max()), "path_score": float(c.sum())}
+                    term["because"] = {
+                        "product_id": self.rec.product_ids[j],
+                        "title": self.rec.ckpt["titles"][j],
+                        "contribution": float(c.max()),
+                        "path_score": float(c.sum()),
+                    }
             terms.append(term)
         return float(sum(t["value"] for t in terms)), terms
 
@@ -171,9 +165,17 @@ class Explainer:
             row = self.describe(path, imp)
             row["importance_served"] = imp / scale
             described.append(row)
-        return {"user_id": user_id, "product_id": product_id, "model": self.rec.served_name, "score": served,
-                "terms": terms, "gnn_score": base, "paths_found": len(paths), "paths_tested": len(chosen),
-                "paths": described}
+        return {
+            "user_id": user_id,
+            "product_id": product_id,
+            "model": self.rec.served_name,
+            "score": served,
+            "terms": terms,
+            "gnn_score": base,
+            "paths_found": len(paths),
+            "paths_tested": len(chosen),
+            "paths": described,
+        }
 
     # ------------------------------------------------------------------ words and Cypher
     def _id(self, t: str, i: int) -> str:
@@ -185,22 +187,28 @@ class Explainer:
             return f"“{title[:60]}”" if title else self._id(t, i)
         if t == "user":
             return self._id(t, i)
-        return self.rec.node_name(t, i)
+        return self.rec.run.node_name(t, i)
 
     def describe(self, path: list[Step], importance: float) -> dict:
         nodes = [(path[0][0], path[0][3])] + [(s[2], s[4]) for s in path]
         rels = [s[1] for s in path]
-        return {"importance": importance, "relations": rels,
-                "nodes": [{"type": t, "id": self._id(t, i)} for t, i in nodes],
-                "sentence": self.sentence(rels, nodes), **self.cypher(path)}
+        return {
+            "importance": importance,
+            "relations": rels,
+            "nodes": [{"type": t, "id": self._id(t, i)} for t, i in nodes],
+            "sentence": self.sentence(rels, nodes),
+            **self.cypher(path),
+        }
 
     def sentence(self, rels: list[str], nodes: list[tuple[str, int]]) -> str:
         n = [self._name(t, i) for t, i in nodes]
-        shared = {("in_category", "category_of"): "is in the category {b}, like {p}",
-                  ("made_by", "makes"): "is made by {b}, who also makes {p}",
-                  ("has_tag", "tag_of"): "is tagged “{b}”, and so is {p}",
-                  ("related", "related_to"): "shares {b} with {p}",
-                  ("interacted_by", "interacts"): "was also chosen by another shopper, who chose {p} too"}
+        shared = {
+            ("in_category", "category_of"): "is in the category {b}, like {p}",
+            ("made_by", "makes"): "is made by {b}, who also makes {p}",
+            ("has_tag", "tag_of"): "is tagged “{b}”, and so is {p}",
+            ("related", "related_to"): "shares {b} with {p}",
+            ("interacted_by", "interacts"): "was also chosen by another shopper, who chose {p} too",
+        }
         if len(rels) == 3 and (rels[1], rels[2]) in shared:
             return f"You chose {n[1]}, which " + shared[rels[1], rels[2]].format(b=n[2], p=n[3]) + "."
         hops = [f"{RELATION_WORDS.get(r, 'is linked (' + r + ') to')} {name}" for r, name in zip(rels[1:], n[2:])]
@@ -213,7 +221,7 @@ class Explainer:
             params[f"n{k}"] = self._id(t, i)
             parts.append(f"(:{spec.label} {{{spec.key}: $n{k}}})")
         pattern = parts[0]
-        for k, (st, rel, dt, _, _) in enumerate(path):
+        for k, (_, rel, _, _, _) in enumerate(path):
             spec = self.schema.edge_by_relation(rel)
             if spec.derived is not None:
                 return {"cypher": None, "cypher_note": f"'{rel}' is derived from the training split; not in Neo4j"}
@@ -238,5 +246,19 @@ def run_cypher(driver, query: str, parameters: dict, database: str = "neo4j") ->
     return out
 
 
-def to_json(obj: dict) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+def check_in_neo4j(result: dict, uri: str | None = None) -> dict:
+    """Run every path's Cypher of an :meth:`Explainer.explain` result in Neo4j and record in
+    ``neo4j_match`` whether it returns exactly that path. The server comes from ``uri`` (a flag) or
+    the environment, never from the run folder."""
+    from kgrec.neo4j.connection import driver, resolve_config
+
+    config = resolve_config(uri or None)
+    drv = driver(config)
+    try:
+        for path in result["paths"]:
+            if path.get("cypher"):
+                found = run_cypher(drv, path["cypher"], path["parameters"], config.database)
+                path["neo4j_match"] = bool(found) and found[0] == [n["id"] for n in path["nodes"]]
+    finally:
+        drv.close()
+    return result

@@ -8,12 +8,12 @@ products in all top-10 lists / number of products.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from .interactions import UserItems
+from kgrec.data.interactions import UserItems
 
 KS = (10, 20)
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -27,7 +27,9 @@ class NodeSpec:
     table: str  # canonical Catalog table
     key: str  # unique id column
     properties: tuple[str, ...]
-    text: tuple[str, ...]  # columns whose text feeds the node's embedding
+    # what the node's text embedding reads, in order: columns of its table, and relations from it
+    # (their target is written as "<Label>: <target text>", e.g. "Brand: Acme")
+    text: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,10 @@ def parse_schema(text: str) -> Schema:
         )
     if sum(e.target for e in edges.values()) != 1:
         raise SchemaError("exactly one edge must be marked as the link-prediction target")
+    for spec in nodes.values():
+        for item in spec.text:
+            if item in edges and edges[item].src != spec.name:
+                raise SchemaError(f"node {spec.name!r}: text relation {item!r} does not start at {spec.name!r}")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Schema(nodes, edges, tuple(raw.get("interaction_kinds", ())), digest)
 
@@ -159,7 +165,7 @@ def schema_dir() -> Path:
     return Path(str(resources.files("kgrec.graph_schema")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(path: str | None = None) -> Schema:
     """Load the installed schema, or the one at ``path``."""
     file = Path(path) if path else schema_dir() / "schema.json"

@@ -9,16 +9,14 @@ The plotly.js library is embedded once, so the file opens offline.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .models import GNN_MODELS
-from .recommend import Recommender
+from kgrec.config import GNN_MODELS, METRICS
+from kgrec.serve.recommend import Recommender
 
-METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
 NODE_COLOURS = {"user": "#1f77b4", "product": "#ff7f0e", "category": "#2ca02c", "brand": "#d62728",
                 "tag": "#9467bd", "entity": "#8c564b"}
 
@@ -79,7 +77,9 @@ def _sentiment_figure(attr: torch.Tensor | None):
     rated = has_text & (attr[:, 1] > 0)
     if bool(rated.any()):
         stars = np.round(attr[rated, 0].numpy() * 5).astype(int)
+        order = [f"{s}★" for s in sorted(set(stars.tolist()))]  # 1★ … 5★, not first-seen order
         fig.add_box(x=[f"{s}★" for s in stars], y=attr[rated, 2].numpy(), name="by rating", row=1, col=2)
+        fig.update_xaxes(categoryorder="array", categoryarray=order, row=1, col=2)
     fig.update_layout(title=f"sentiment of {int(has_text.sum())} training reviews (P(pos) − P(neg))",
                       showlegend=False, height=380)
     return fig
@@ -119,20 +119,29 @@ def _path_figure(result: dict):
     return fig
 
 
+def _cell(value) -> str:
+    """Numbers with 3 decimals (a score, not 15 digits of float noise)."""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
 def _table(rows: list[dict], cols: tuple[str, ...]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c, '')))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, users: int = 3, sample: int = 200,
-                 seed: int = 0) -> Path:
+def build_report(
+    run_dir: str | Path, out: str | Path | None = None, users: int = 3, sample: int = 200, seed: int = 0
+) -> Path:
     """Write the report; returns its path (default ``RUN_DIR/report.html``)."""
     import plotly.io as pio
 
     run = Path(run_dir)
     rec = Recommender.load(run)
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metrics = rec.run.metrics
     graph = rec.graph
     gen = torch.Generator().manual_seed(seed)
     sampled = torch.randperm(len(rec.user_ids), generator=gen)[:sample]
@@ -147,7 +156,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, users: int 
 
     explainer = None
     if rec.model_name in GNN_MODELS:
-        from .explain import Explainer
+        from kgrec.serve.explain import Explainer
 
         explainer = Explainer.load(run, rec)
     user_sections = []
@@ -155,22 +164,31 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, users: int 
     for u in with_history:
         user = rec.user_ids[u]
         recs = rec.recommend(user, k=5)
-        section = f"<h3>user {html.escape(user)}</h3>" + _table(recs, ("rank", "product_id", "title", "score", "reason"))
+        section = f"<h3>user {html.escape(user)}</h3>" + _table(
+            recs, ("rank", "product_id", "title", "score", "reason")
+        )
         if explainer is not None and recs:
             result = explainer.explain(user, recs[0]["product_id"], top=3, candidates=20)
             if result["paths"]:
                 fig = _path_figure(result)
-                sentences = "".join(f"<li>{html.escape(p['sentence'])} <small>(importance "
-                                    f"{p['importance']:+.4f})</small></li>" for p in result["paths"])
-                section += (f'<div class="explanation" data-user="{html.escape(user)}">'
-                            + pio.to_html(fig, include_plotlyjs=False, full_html=False,
-                                          div_id=f"explain-{u}") + f"<ol>{sentences}</ol></div>")
+                sentences = "".join(
+                    f"<li>{html.escape(p['sentence'])} <small>(importance {p['importance']:+.4f})</small></li>"
+                    for p in result["paths"]
+                )
+                section += (
+                    f'<div class="explanation" data-user="{html.escape(user)}">'
+                    + pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"explain-{u}")
+                    + f"<ol>{sentences}</ol></div>"
+                )
         user_sections.append(section)
 
     parts = []
     for title, fig, key in figures:
-        parts.append(f'<section class="chart" id="{key}"><h2>{html.escape(title)}</h2>'
-                     + pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"chart-{key}") + "</section>")
+        parts.append(
+            f'<section class="chart" id="{key}"><h2>{html.escape(title)}</h2>'
+            + pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"chart-{key}")
+            + "</section>"
+        )
     summary = {k: metrics.get(k) for k in ("dataset", "split", "seed")}
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kgrec report: {html.escape(str(run.name))}</title>
@@ -180,13 +198,13 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padd
 th{{background:#f4f4f4}}small{{color:#777}}</style></head>
 <body><h1>kgrec report</h1>
 <p>Run <code>{html.escape(str(run))}</code>: model <b>{html.escape(rec.served_name)}</b>,
-dataset {html.escape(str(summary['dataset']))}{' (synthetic demo catalog)' if metrics.get('synthetic') else ''},
-split {html.escape(str(summary['split']))}, seed {summary['seed']}.</p>
-{''.join(parts)}
+dataset {html.escape(str(summary["dataset"]))}{" (synthetic demo catalog)" if metrics.get("synthetic") else ""},
+split {html.escape(str(summary["split"]))}, seed {summary["seed"]}.</p>
+{"".join(parts)}
 <section id="users"><h2>Recommendations and their explanations</h2>
 <p>The top 5 products for a few users with a reason each, and the knowledge-graph paths that explain
 the first one, ranked by the model's score drop when the path is removed.</p>
-{''.join(user_sections) or '<p>No user with training history was sampled.</p>'}</section>
+{"".join(user_sections) or "<p>No user with training history was sampled.</p>"}</section>
 </body></html>"""
     path = Path(out) if out else run / "report.html"
     path.write_text(page, encoding="utf-8")

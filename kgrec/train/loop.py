@@ -11,28 +11,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from .evaluate import evaluate_ranking
-from .interactions import UserItems
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    epochs: int = 300
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    l2: float = 0.0  # weight of the model's own regulariser (LightGCN: L2 of the batch's layer-0 embeddings)
-    batch_size: int = 1024
-    # negatives per step: shared by the batch ([B, d] x [d, K], every product when the catalog has at most
-    # this many: a full softmax), or per example when shared_negatives is False
-    negatives: int = 8192
-    shared_negatives: bool = True
-    hard_negative_ratio: float = 0.0  # share of per-example negatives drawn from the positive's category
-    patience: int = 20  # epochs without a better validation NDCG@10 before stopping
-    eval_every: int = 2
-    loss: str = "softmax"  # softmax (sampled softmax of the positive against the negatives) | bpr
-    temperature: float = 0.15  # softmax temperature on cosine scores
-    # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
-    neighbours: tuple[int, ...] | None = None
+from kgrec.config import LOSSES, OptimConfig
+from kgrec.data.interactions import UserItems
+from kgrec.runtime import resolve_device  # noqa: F401  (re-exported for the pipeline)
+from kgrec.train.evaluate import evaluate_ranking
 
 
 class NegativeSampler:
@@ -93,9 +75,6 @@ def ranking_loss(u: Tensor, pos: Tensor, neg: Tensor, pos_idx: Tensor, neg_idx: 
     return F.cross_entropy(logits, torch.zeros(u.shape[0], dtype=torch.long, device=u.device))
 
 
-LOSSES = ("softmax", "bpr")
-
-
 def dist_info() -> tuple[int, int]:
     """``(rank, world size)`` of the torch.distributed group, ``(0, 1)`` when not distributed."""
     if dist.is_available() and dist.is_initialized():
@@ -127,8 +106,9 @@ class Batch:
     """One optimiser step's inputs on this process.
 
     ``model.embed(*inputs)`` gives ``(U, I)``; the step's examples are users ``U[users] [B]``, positive
-    products ``I[pos] [B]`` and negatives ``I[neg]``: ``[B, k]`` per example, or ``[K]`` shared by the batch. ``share`` is this process's fraction of the
-    step's loss (1.0 on one process) and ``size`` the number of examples in the step over all processes.
+    products ``I[pos] [B]`` and negatives ``I[neg]``: ``[B, k]`` per example, or ``[K]`` shared by the batch.
+    ``share`` is this process's fraction of the step's loss (1.0 on one process) and ``size`` the number of
+    examples in the step over all processes.
     """
 
     inputs: tuple
@@ -147,8 +127,16 @@ class FullGraphBatches:
     equal the single-process gradient up to floating-point summation order. The graph is replicated.
     """
 
-    def __init__(self, embed_inputs: tuple, train_users: Tensor, train_items: Tensor, n_items: int,
-                 item_category: Tensor | None, cfg: OptimConfig, gen: torch.Generator):
+    def __init__(
+        self,
+        embed_inputs: tuple,
+        train_users: Tensor,
+        train_items: Tensor,
+        n_items: int,
+        item_category: Tensor | None,
+        cfg: OptimConfig,
+        gen: torch.Generator,
+    ):
         self.inputs, self.users, self.items, self.cfg, self.gen = embed_inputs, train_users, train_items, cfg, gen
         self.sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
 
@@ -157,7 +145,7 @@ class FullGraphBatches:
         n = self.users.numel()
         perm = torch.randperm(n, generator=self.gen)
         for start in range(0, n, self.cfg.batch_size):
-            b = perm[start:start + self.cfg.batch_size]
+            b = perm[start : start + self.cfg.batch_size]
             if self.cfg.shared_negatives:
                 neg = self.sampler.shared(self.cfg.negatives)
             else:
@@ -170,10 +158,23 @@ class FullGraphBatches:
             yield Batch(self.inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
 
 
-def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_users: Tensor, train_items: Tensor,
-                          val_targets: UserItems, val_exclude: list[UserItems], n_items: int,
-                          item_category: Tensor | None, cfg: OptimConfig, seed: int, device: torch.device,
-                          writer=None, tag: str = "model", progress: bool = False, batches=None) -> dict:
+def train_embedding_model(
+    model: torch.nn.Module,
+    embed_inputs: tuple,
+    train_users: Tensor,
+    train_items: Tensor,
+    val_targets: UserItems,
+    val_exclude: list[UserItems],
+    n_items: int,
+    item_category: Tensor | None,
+    cfg: OptimConfig,
+    seed: int,
+    device: torch.device,
+    writer=None,
+    tag: str = "model",
+    progress: bool = False,
+    batches=None,
+) -> dict:
     """Train ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` and keep the best epoch.
 
     Returns ``{"epochs": n, "best_epoch": e, "curve": [...]}``; the model ends with the weights of the
@@ -181,7 +182,7 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     ``cfg.epochs`` epochs and keeps the last.
 
     ``batches`` (an iterable of :class:`Batch`, walked once per epoch) defaults to
-    :class:`FullGraphBatches`; :class:`kgrec.sampling.NeighbourBatches` gives neighbour-sampled
+    :class:`FullGraphBatches`; :class:`kgrec.train.sampling.NeighbourBatches` gives neighbour-sampled
     subgraphs instead. Under ``torch.distributed`` (``torchrun``) each process computes its share of
     every step and the gradients are summed with one all-reduce. Validation always embeds the full
     graph (``embed_inputs``); it runs on rank 0 only and its NDCG@10 is broadcast, so every process
@@ -197,6 +198,9 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
     amp = device.type == "cuda"
     best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
     validate = len(val_targets) > 0
+    if len(cfg.temperature) != 1:
+        raise ValueError(f"one training run takes one temperature, not {cfg.temperature}")
+    temperature = cfg.temperature[0]
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -211,8 +215,10 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*batch.inputs)
                 users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
-                loss = ranking_loss(U[users].float(), I[pos].float(), I[neg].float(), pos, neg, cfg.loss,
-                                    cfg.temperature) * batch.share
+                loss = (
+                    ranking_loss(U[users].float(), I[pos].float(), I[neg].float(), pos, neg, cfg.loss, temperature)
+                    * batch.share
+                )
                 if cfg.l2 > 0:
                     loss = loss + cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
             opt.zero_grad(set_to_none=True)
@@ -257,7 +263,12 @@ def train_embedding_model(model: torch.nn.Module, embed_inputs: tuple, train_use
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    return {"epochs": epoch, "best_epoch": best_epoch if validate else epoch, "curve": curve}
+    return {
+        "epochs": epoch,
+        "best_epoch": best_epoch if validate else epoch,
+        "best_val": best if validate else None,
+        "curve": curve,
+    }
 
 
 @torch.no_grad()
@@ -284,13 +295,3 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(name)
-
-

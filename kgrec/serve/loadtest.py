@@ -12,10 +12,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def running_server(run_dir: str | Path, timeout: float = 120.0) -> Iterator[str]
 
     Raises ``RuntimeError`` (with the server's stderr) when it exits or does not answer in ``timeout`` s.
     """
-    from .neo4j.server import free_port
+    from kgrec.neo4j.server import free_port
 
     port = free_port()
     with tempfile.TemporaryFile("w+") as err:

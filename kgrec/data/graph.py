@@ -13,11 +13,10 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
-from .catalog import Catalog
-from .features import Features
-from .interactions import UserItems
-from .schema import Schema, load_schema
-
+from kgrec.data.catalog import Catalog
+from kgrec.data.interactions import UserItems
+from kgrec.data.schema import Schema, load_schema
+from kgrec.features.build import Features
 
 COOCCURRENCE_NEIGHBOURS = 20
 
@@ -27,7 +26,7 @@ def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, p
     to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors)."""
     if spec.derived != "train_cooccurrence":
         raise ValueError(f"edge {spec.name}: unknown derivation {spec.derived!r}")
-    from .models.baselines import ItemKNN
+    from kgrec.models.baselines import ItemKNN
 
     users = torch.from_numpy(index["user"].get_indexer(train["user_id"]).astype(np.int64))
     items = torch.from_numpy(index["product"].get_indexer(train["product_id"]).astype(np.int64))
@@ -84,7 +83,9 @@ def build_graph(catalog: Catalog, features: Features, train_rows: np.ndarray,
         dst = index[spec.dst].get_indexer(df[spec.dst_col])
         ok = (src >= 0) & (dst >= 0)
         if not ok.all():
-            raise ValueError(f"edge {spec.name}: {int((~ok).sum())} rows reference unknown nodes (catalog not validated?)")
+            raise ValueError(
+                f"edge {spec.name}: {int((~ok).sum())} rows reference unknown nodes (catalog not validated?)"
+            )
         pairs = np.unique(np.stack([src, dst]), axis=1) if not spec.target else np.stack([src, dst])
         edge_index = torch.from_numpy(pairs.astype(np.int64))
         data[spec.triple].edge_index = edge_index

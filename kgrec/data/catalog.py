@@ -13,12 +13,15 @@ import re
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from kgrec.errors import CatalogError
 
 # Columns of every canonical table, in order. Keys of node tables come first.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,12 +43,9 @@ LINK_KINDS = ("also_bought", "also_viewed")
 TRIPLE_HEAD_KINDS = ("product", "entity")
 
 MAX_TEXT_CHARS = 20_000
+CATEGORY_SEP = " > "  # between the levels of a category id
 _TAG_RE = re.compile(r"<[^>]*>|<[^>]*$")
 _WS_RE = re.compile(r"\s+")
-
-
-class CatalogError(ValueError):
-    """Input that cannot be loaded. The message names the file, the row and what to do."""
 
 
 @dataclass
@@ -115,6 +115,17 @@ def clean_text(value: Any, report: LoadReport | None = None, where: str | None =
             report.repair("text_truncated", where=where)
         text = text[:MAX_TEXT_CHARS]
     return text
+
+
+def add_category_path(categories: dict[str, dict], names: list[str]) -> str | None:
+    """Add a category path (``["Home", "Kitchen", "Mugs"]``) to ``categories`` (id → row), one row per level
+    with its parent; returns the leaf's id (``"Home > Kitchen > Mugs"``), or None for an empty path."""
+    parent = None
+    for depth in range(len(names)):
+        cid = CATEGORY_SEP.join(names[: depth + 1])
+        categories.setdefault(cid, {"category_id": cid, "name": names[depth], "parent_id": parent})
+        parent = cid
+    return parent
 
 
 def slug(name: str) -> str:
@@ -199,7 +210,10 @@ def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd
         else:
             vals = s.astype(object).to_numpy()
             out[col] = pd.Series(
-                [None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v) for v in vals],
+                [
+                    None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)
+                    for v in vals
+                ],
                 index=df.index,
                 dtype=object,
             )
@@ -231,7 +245,7 @@ class Catalog:
         synthetic: bool = False,
         rating_range: tuple[float, float] = (0.0, 5.0),
         now: float | None = None,
-    ) -> "Catalog":
+    ) -> Catalog:
         """Validate and normalise raw tables into a catalog.
 
         Rules (each a counted entry in the report, never a silent drop):
@@ -244,7 +258,9 @@ class Catalog:
         unknown = set(tables) - set(TABLE_COLUMNS)
         if unknown:
             raise CatalogError(f"unknown tables {sorted(unknown)}; expected some of {sorted(TABLE_COLUMNS)}")
-        t = {name: _coerce(tables[name], name, report) if name in tables else empty_table(name) for name in TABLE_COLUMNS}
+        t = {
+            name: _coerce(tables[name], name, report) if name in tables else empty_table(name) for name in TABLE_COLUMNS
+        }
         price = t["products"]["price"]
         bad_price = price.notna() & (price < 0)
         report.repair("negative_price_cleared", int(bad_price.sum()))
@@ -253,14 +269,20 @@ class Catalog:
             for col in TABLE_COLUMNS[name]:
                 if col in FLOAT_COLUMNS or col in INT_COLUMNS:
                     continue
-                if name == "interactions" and col == "text" or col in ("title", "description", "name"):
+                if (name == "interactions" and col == "text") or col in ("title", "description", "name"):
                     t[name][col] = [clean_text(v, report, f"{name}.{col}") for v in t[name][col]]
                 elif t[name][col].notna().any():
                     t[name][col] = [None if v is None else (v.strip() or None) for v in t[name][col]]
 
         # node tables: ids required, duplicates merged or resolved
-        for name, key in (("users", "user_id"), ("products", "product_id"), ("categories", "category_id"),
-                          ("brands", "brand_id"), ("tags", "tag_id"), ("entities", "entity_id")):
+        for name, key in (
+            ("users", "user_id"),
+            ("products", "product_id"),
+            ("categories", "category_id"),
+            ("brands", "brand_id"),
+            ("tags", "tag_id"),
+            ("entities", "entity_id"),
+        ):
             t[name] = _dedupe_nodes(t[name], key, name, report)
 
         # interactions: required ids, kinds, ratings, timestamps
@@ -269,7 +291,7 @@ class Catalog:
         report.skip("interaction_missing_id", int(bad.sum()))
         inter = inter[~bad].copy()
         inter["kind"] = inter["kind"].fillna("purchase").str.lower()
-        from .schema import load_schema  # local: schema reading is cheap, keeps import order simple
+        from kgrec.data.schema import load_schema  # local: schema reading is cheap, keeps import order simple
 
         kinds = set(load_schema().interaction_kinds)
         bad_kind = ~inter["kind"].isin(kinds)
@@ -295,9 +317,11 @@ class Catalog:
         dup = inter.duplicated(key, keep=False)
         if dup.any():
             n_dup = int(inter.duplicated(key).sum())
-            inter = (inter.assign(_ts=inter["timestamp"].fillna(-1))
-                     .sort_values(["user_id", "product_id", "kind", "_ts"], kind="stable")
-                     .drop(columns="_ts"))
+            inter = (
+                inter.assign(_ts=inter["timestamp"].fillna(-1))
+                .sort_values(["user_id", "product_id", "kind", "_ts"], kind="stable")
+                .drop(columns="_ts")
+            )
             inter = inter.groupby(key, sort=False, as_index=False).last()
             report.merge("duplicate_user_product_pair", n_dup)
         # products referenced by interactions but absent from the product table
@@ -305,13 +329,15 @@ class Catalog:
         missing = sorted(set(inter["product_id"]) - known)
         if missing:
             report.repair("product_without_metadata", len(missing), where=", ".join(missing[:5]))
-            t["products"] = pd.concat([t["products"], _coerce(pd.DataFrame({"product_id": missing}), "products")],
-                                      ignore_index=True)
+            t["products"] = pd.concat(
+                [t["products"], _coerce(pd.DataFrame({"product_id": missing}), "products")], ignore_index=True
+            )
         users_known = set(t["users"]["user_id"])
         new_users = sorted(set(inter["user_id"]) - users_known)
         if new_users:
-            t["users"] = pd.concat([t["users"], _coerce(pd.DataFrame({"user_id": new_users}), "users")],
-                                   ignore_index=True)
+            t["users"] = pd.concat(
+                [t["users"], _coerce(pd.DataFrame({"user_id": new_users}), "users")], ignore_index=True
+            )
         t["interactions"] = inter.reset_index(drop=True)
 
         # brands referenced by products
@@ -319,22 +345,28 @@ class Catalog:
         ref = t["products"]["brand_id"].dropna()
         new_brands = sorted(set(ref) - brand_ids)
         if new_brands:
-            t["brands"] = pd.concat([t["brands"], _coerce(pd.DataFrame({"brand_id": new_brands, "name": new_brands}), "brands")],
-                                    ignore_index=True)
+            t["brands"] = pd.concat(
+                [t["brands"], _coerce(pd.DataFrame({"brand_id": new_brands, "name": new_brands}), "brands")],
+                ignore_index=True,
+            )
 
         cats = set(t["categories"]["category_id"])
         parent_bad = t["categories"]["parent_id"].notna() & ~t["categories"]["parent_id"].isin(cats)
         report.repair("dangling_parent_category_cleared", int(parent_bad.sum()))
         t["categories"].loc[parent_bad, "parent_id"] = None
         products = set(t["products"]["product_id"])
-        t["product_categories"] = _drop_dangling(t["product_categories"], {"product_id": products, "category_id": cats},
-                                                 "product_categories", report)
-        t["product_tags"] = _drop_dangling(t["product_tags"], {"product_id": products, "tag_id": set(t["tags"]["tag_id"])},
-                                           "product_tags", report)
+        t["product_categories"] = _drop_dangling(
+            t["product_categories"], {"product_id": products, "category_id": cats}, "product_categories", report
+        )
+        t["product_tags"] = _drop_dangling(
+            t["product_tags"], {"product_id": products, "tag_id": set(t["tags"]["tag_id"])}, "product_tags", report
+        )
         links = t["product_links"]
         bad_kind = ~links["kind"].isin(LINK_KINDS)
         report.skip("unknown_link_kind", int(bad_kind.sum()))
-        t["product_links"] = _drop_dangling(links[~bad_kind], {"src_id": products, "dst_id": products}, "product_links", report)
+        t["product_links"] = _drop_dangling(
+            links[~bad_kind], {"src_id": products, "dst_id": products}, "product_links", report
+        )
         tri = t["triples"]
         tri = tri.assign(kind=tri["kind"].fillna("product"))
         bad_kind = ~tri["kind"].isin(TRIPLE_HEAD_KINDS) | tri["relation"].isna()
@@ -342,7 +374,11 @@ class Catalog:
         tri = tri[~bad_kind]
         ents = set(t["entities"]["entity_id"])
         is_prod = tri["kind"] == "product"
-        dangling = (is_prod & ~tri["head_id"].isin(products)) | (~is_prod & ~tri["head_id"].isin(ents)) | ~tri["tail_id"].isin(ents)
+        dangling = (
+            (is_prod & ~tri["head_id"].isin(products))
+            | (~is_prod & ~tri["head_id"].isin(ents))
+            | ~tri["tail_id"].isin(ents)
+        )
         report.skip("dangling_triple", int(dangling.sum()))
         t["triples"] = tri[~dangling]
         for name in ("product_categories", "product_tags", "product_links", "triples"):
@@ -355,7 +391,7 @@ class Catalog:
     # ------------------------------------------------------------------ summaries
     def counts(self) -> dict[str, dict[str, int]]:
         """Node and edge counts per schema type."""
-        from .schema import load_schema
+        from kgrec.data.schema import load_schema
 
         schema = load_schema()
         nodes = {spec.name: int(len(self.tables[spec.table])) for spec in schema.nodes.values()}
@@ -365,13 +401,15 @@ class Catalog:
             "nodes": nodes,
             "edges": edges,
             "interactions_by_kind": {k: int(v) for k, v in inter["kind"].value_counts().sort_index().items()},
-            "reviewed_products": {"count": int(inter.loc[inter["text"].notna() | inter["rating"].notna(), "product_id"].nunique())},
+            "reviewed_products": {
+                "count": int(inter.loc[inter["text"].notna() | inter["rating"].notna(), "product_id"].nunique())
+            },
             "interacted_products": {"count": int(inter["product_id"].nunique())},
         }
 
     def edge_table(self, relation: str) -> pd.DataFrame:
         """Rows of the schema edge ``relation`` as a (src, dst, ...) table."""
-        from .schema import load_schema
+        from kgrec.data.schema import load_schema
 
         spec = load_schema().edges[relation]
         df = self.tables[spec.table]
@@ -382,20 +420,21 @@ class Catalog:
         df = df[df[spec.src_col].notna() & df[spec.dst_col].notna()]
         return df
 
-    def without_products(self, product_ids: Iterable[str]) -> "Catalog":
+    def without_products(self, product_ids: Iterable[str]) -> Catalog:
         """A copy with these products and every row that mentions them removed (cold-start hold-out)."""
         drop = set(product_ids)
         t = dict(self.tables)
         t["products"] = t["products"][~t["products"]["product_id"].isin(drop)]
         for name in ("product_categories", "product_tags", "interactions"):
             t[name] = t[name][~t[name]["product_id"].isin(drop)]
-        t["product_links"] = t["product_links"][~(t["product_links"]["src_id"].isin(drop)
-                                                  | t["product_links"]["dst_id"].isin(drop))]
+        t["product_links"] = t["product_links"][
+            ~(t["product_links"]["src_id"].isin(drop) | t["product_links"]["dst_id"].isin(drop))
+        ]
         t["triples"] = t["triples"][~(t["triples"]["head_id"].isin(drop) | t["triples"]["tail_id"].isin(drop))]
         t = {k: v.reset_index(drop=True) for k, v in t.items()}
         return Catalog(t, self.report, self.source, self.synthetic)
 
-    def time_prefix(self, share: float) -> "Catalog":
+    def time_prefix(self, share: float) -> Catalog:
         """The shop as it was when ``share`` of its timestamped interactions had happened: later
         interactions are removed, and so are users and products that had none yet."""
         inter = self.interactions
@@ -411,6 +450,44 @@ class Catalog:
         t["users"] = t["users"][t["users"]["user_id"].isin(set(early["user_id"]))].reset_index(drop=True)
         return Catalog(t, self.report, self.source, self.synthetic)
 
+    # ------------------------------------------------------------------ a run's own copy
+    def save(self, folder: str | Path) -> Path:
+        """Write every canonical table as Parquet plus ``catalog.json`` (source, synthetic flag, load
+        report): the copy a run folder keeps, read back exactly by :meth:`read`."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables.items():
+            df.to_parquet(out / f"{name}.parquet", index=False)
+        meta = {
+            "format": "kgrec-catalog",
+            "version": 1,
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "report": self.report.to_dict(),
+        }
+        (out / "catalog.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        return out
+
+    @classmethod
+    def read(cls, folder: str | Path) -> Catalog:
+        """The catalog :meth:`save` wrote (already validated: read as is)."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "catalog.json").read_text(encoding="utf-8"))
+            tables = {name: _coerce(pd.read_parquet(folder / f"{name}.parquet"), name) for name in TABLE_COLUMNS}
+        except (OSError, ValueError) as exc:
+            raise CatalogError(f"{folder}: the run's catalog copy cannot be read ({exc}); retrain the run") from None
+        rep = meta.get("report", {})
+        report = LoadReport(
+            Counter(rep.get("rows_in", {})),
+            Counter(rep.get("skipped", {})),
+            Counter(rep.get("merged", {})),
+            Counter(rep.get("repaired", {})),
+            dict(rep.get("examples", {})),
+            dict(rep.get("encodings", {})),
+        )
+        return cls(tables, report, meta.get("source", ""), bool(meta.get("synthetic", False)))
+
     # ------------------------------------------------------------------ export
     def write_generic(self, out_dir: str | Path) -> Path:
         """Write every canonical table as ``<table>.csv`` (the generic export format) plus a manifest."""
@@ -419,12 +496,14 @@ class Catalog:
         for name, df in self.tables.items():
             df.to_csv(out / f"{name}.csv", index=False, encoding="utf-8")
         (out / "kgrec_catalog.json").write_text(
-            json.dumps({"format": "kgrec-generic", "version": 1, "synthetic": self.synthetic, "source": self.source}, indent=2),
+            json.dumps(
+                {"format": "kgrec-generic", "version": 1, "synthetic": self.synthetic, "source": self.source}, indent=2
+            ),
             encoding="utf-8",
         )
         return out
 
-    def equals(self, other: "Catalog") -> bool:
+    def equals(self, other: Catalog) -> bool:
         """Same tables, row order ignored."""
         for name in TABLE_COLUMNS:
             a, b = _canonical_order(self.tables[name]), _canonical_order(other.tables[name])
@@ -460,13 +539,3 @@ def _drop_dangling(df: pd.DataFrame, refs: dict[str, set], name: str, report: Lo
         ok &= df[col].isin(known)
     report.skip(f"dangling_{name}_reference", int((~ok).sum()))
     return df[ok].reset_index(drop=True)
-
-
-def merge_reports(reports: Iterable[LoadReport]) -> LoadReport:
-    out = LoadReport()
-    for r in reports:
-        for attr in ("rows_in", "skipped", "merged", "repaired"):
-            getattr(out, attr).update(getattr(r, attr))
-        for k, v in r.examples.items():
-            out.examples.setdefault(k, []).extend(v[: 5 - len(out.examples.get(k, []))])
-    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .training import Batch, dist_info
+from kgrec.train.loop import Batch, dist_info
 
 INSTALL_HINT = ("neighbour-sampled mini-batches (--neighbours) need PyG's neighbour sampler, which needs "
                 "'pyg-lib' or 'torch-sparse'. Neither is importable here. Install one, e.g. "
@@ -49,7 +49,7 @@ def parse_fanout(text: str) -> tuple[int, ...]:
 
 
 class NeighbourBatches:
-    """Iterable of :class:`kgrec.training.Batch` over neighbour-sampled subgraphs, one pass per epoch.
+    """Iterable of :class:`kgrec.train.loop.Batch` over neighbour-sampled subgraphs, one pass per epoch.
 
     ``data`` is the full training graph (CPU ``HeteroData``), ``target`` the user→product edge type,
     ``train_users``/``train_items`` ``[E]`` the training edges, one example each. ``fanout`` must have one

@@ -5,81 +5,32 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .catalog import Catalog
-from .evaluate import evaluate_ranking
-from .features import compute_features
-from .graph import build_graph
-from .interactions import UserItems
-from .models import BASELINES, GNN_MODELS, MODELS, TRAINED_MODELS
-from .split import split_interactions
-from .text import TextEncoder
-from .training import OptimConfig, embeddings, resolve_device, seed_everything, train_embedding_model
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str = "demo"
-    format: str | None = None
-    mapping: str | None = None
-    scale: float = 1.0
-    neo4j: str | None = None
-    model: str = "rgcn"
-    baselines: tuple[str, ...] = BASELINES
-    split: str = "loo"
-    seed: int = 0
-    device: str = "auto"
-    out: str = "runs/latest"
-    encoder: str = "default"
-    text: bool = True
-    sentiment: bool = True
-    sentiment_method: str = "head"  # head | lora | full (see kgrec.sentiment_finetune)
-    relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
-    id_embeddings: str = "all"  # all | no-user | none
-    hidden: int = 64
-    layers: int = 2
-    dropout: float = 0.0  # on the GNN's input features
-    paths: bool = True  # add validation-weighted KG path scores to the GNN (kgrec.models.paths)
-    # serve a model refitted on every interaction (train + validation + test) with the settings and
-    # epoch count chosen on validation; False serves the model fitted on the training split
-    refit: bool = True
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    show_users: int = 3
-    quiet: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
-        raw = dict(raw)
-        optim = dict(raw.get("optim", {}))
-        if optim.get("neighbours") is not None:
-            optim["neighbours"] = tuple(optim["neighbours"])
-        raw["optim"] = OptimConfig(**optim)
-        for key in ("baselines", "relations"):
-            if raw.get(key) is not None:
-                raw[key] = tuple(raw[key])
-        return cls(**raw)
+from kgrec.config import GNN_MODELS, TRAINED_MODELS, TrainConfig
+from kgrec.data.catalog import Catalog
+from kgrec.data.graph import build_graph
+from kgrec.data.interactions import UserItems
+from kgrec.data.split import split_interactions
+from kgrec.features.build import compute_features
+from kgrec.features.text import TextEncoder
+from kgrec.models import build_model
+from kgrec.train.evaluate import evaluate_ranking
+from kgrec.train.loop import embeddings, resolve_device, seed_everything, train_embedding_model
 
 
 def load_source(cfg: TrainConfig) -> Catalog:
     if cfg.neo4j is not None:
-        from .neo4j.connection import resolve_config
-        from .neo4j.readback import read_catalog
+        from kgrec.neo4j.connection import resolve_config
+        from kgrec.neo4j.readback import read_catalog
 
         return read_catalog(resolve_config(cfg.neo4j or None))
-    from .loaders import load_catalog
+    from kgrec.loaders import load_catalog
 
     return load_catalog(cfg.data, format=cfg.format, mapping=cfg.mapping, scale=cfg.scale, seed=cfg.seed)
 
@@ -133,28 +84,79 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
     cat_codes = pd.Index(catalog.categories["category_id"])
     item_category = torch.full((ni,), -1, dtype=torch.long)
     pos = items.get_indexer(cat_of["product_id"])
-    item_category[torch.from_numpy(pos)] = torch.from_numpy(cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64))
-    return Prepared(catalog, data, id_maps, tu, ti, UserItems(tu, ti, nu, ni), UserItems(*idx(split.val_pairs), nu, ni),
-                    UserItems(*idx(split.test_pairs), nu, ni), item_category, split.summary(), feats.sentiment,
-                    feats.norm, torch.from_numpy(feats.x["product"][:, :text_dim]) if text_dim else None)
+    item_category[torch.from_numpy(pos)] = torch.from_numpy(
+        cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64)
+    )
+    return Prepared(
+        catalog,
+        data,
+        id_maps,
+        tu,
+        ti,
+        UserItems(tu, ti, nu, ni),
+        UserItems(*idx(split.val_pairs), nu, ni),
+        UserItems(*idx(split.test_pairs), nu, ni),
+        item_category,
+        split.summary(),
+        feats.sentiment,
+        feats.norm,
+        torch.from_numpy(feats.x["product"][:, :text_dim]) if text_dim else None,
+    )
 
 
-def build_model(name: str, prep: Prepared, cfg: TrainConfig):
-    """A fresh registry model for the prepared graph, configured from ``cfg``."""
-    return MODELS[name](prep.data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout,
-                        id_embeddings=cfg.id_embeddings)
-
-
-def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device, writer=None,
-              init=None, selected: dict | None = None) -> tuple[object, dict, tuple]:
+def fit_model(
+    name: str,
+    prep: Prepared,
+    cfg: TrainConfig,
+    device: torch.device,
+    writer=None,
+    init=None,
+    selected: dict | None = None,
+) -> tuple[object, dict, tuple]:
     """Train one registry model. Returns (model, info, embed_inputs).
 
-    ``init(model, prep)``, when given, sets the fresh model's weights before training (warm start).
-    ``selected`` refits with what an earlier fit chose on validation (``info`` of that fit: the epoch
-    count of a trained model, EASE's λ) and no validation of its own.
+    A GNN whose ``cfg.optim.temperature`` lists several temperatures is trained once per temperature
+    and the best on validation NDCG@10 is kept (``info["temperature"]``, and every value tried in
+    ``info["search"]``). ``init(model, prep)``, when given, sets the fresh model's weights before
+    training (warm start). ``selected`` refits with what an earlier fit chose on validation (``info`` of
+    that fit: the epoch count and temperature of a trained model, EASE's λ) and no validation of its own.
     """
+    grid = cfg.optim.temperature
+    if name in GNN_MODELS and selected is not None and "temperature" in selected:
+        grid = (selected["temperature"],)
+    if name not in GNN_MODELS or len(grid) == 1:
+        cfg = replace(cfg, optim=replace(cfg.optim, temperature=grid[:1]))
+        model, info, inputs = _fit_once(name, prep, cfg, device, writer, init, selected)
+        if name in GNN_MODELS:
+            info["temperature"] = grid[0]
+        return model, info, inputs
+    best = None
+    search, seconds = {}, 0.0
+    for tau in grid:
+        one = replace(cfg, optim=replace(cfg.optim, temperature=(tau,)))
+        model, info, inputs = _fit_once(name, prep, one, device, writer, init, selected, tag=f"{name}/t{tau:g}")
+        search[f"{tau:g}"] = info["best_val"]
+        seconds += info["train_seconds"]
+        _log(cfg, f"{name:>10}: temperature {tau:g}: validation ndcg@10 {info['best_val']:.4f}")
+        if best is None or info["best_val"] > best[1]["best_val"]:
+            best = (model, info, inputs, tau)
+    model, info, inputs, tau = best
+    info.update(temperature=tau, search=search, train_seconds=seconds)
+    return model, info, inputs
+
+
+def _fit_once(
+    name: str,
+    prep: Prepared,
+    cfg: TrainConfig,
+    device: torch.device,
+    writer=None,
+    init=None,
+    selected: dict | None = None,
+    tag: str | None = None,
+) -> tuple[object, dict, tuple]:
     seed_everything(cfg.seed)
-    model = build_model(name, prep, cfg)
+    model = build_model(name, prep.data, cfg)
     if init is not None:
         init(model, prep)
     t0 = time.perf_counter()
@@ -174,10 +176,23 @@ def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device,
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         if selected is not None:
             optim = replace(optim, epochs=max(1, selected["best_epoch"]))
-        info = train_embedding_model(model, embed_inputs, prep.train_users, prep.train_items, prep.val_index,
-                                     [prep.train_index], prep.train_index.n_items, prep.item_category, optim,
-                                     cfg.seed, device, writer=writer, tag=name, progress=not cfg.quiet,
-                                     batches=batches)
+        info = train_embedding_model(
+            model,
+            embed_inputs,
+            prep.train_users,
+            prep.train_items,
+            prep.val_index,
+            [prep.train_index],
+            prep.train_index.n_items,
+            prep.item_category,
+            optim,
+            cfg.seed,
+            device,
+            writer=writer,
+            tag=tag or name,
+            progress=not cfg.quiet,
+            batches=batches,
+        )
     else:
         if selected is not None and "lambda" in selected:
             model.lam = selected["lambda"]
@@ -191,15 +206,26 @@ def fit_model(name: str, prep: Prepared, cfg: TrainConfig, device: torch.device,
 
 def neighbour_batches(prep: Prepared, cfg: TrainConfig, device: torch.device):
     """Neighbour-sampled training batches over the prepared graph (``cfg.optim.neighbours`` fan-outs)."""
-    from .sampling import NeighbourBatches
-    from .schema import load_schema
+    from kgrec.data.schema import load_schema
+    from kgrec.train.sampling import NeighbourBatches
 
     fanout = cfg.optim.neighbours
     if len(fanout) != cfg.layers:
-        raise ValueError(f"--neighbours gives {len(fanout)} fan-outs for a {cfg.layers}-layer model; "
-                         f"give one per layer (e.g. {','.join(['10'] * cfg.layers)})")
-    return NeighbourBatches(copy.copy(prep.data).cpu(), load_schema().target.triple, prep.train_users, prep.train_items,
-                            fanout, cfg.optim.batch_size, cfg.optim.negatives, cfg.seed, device)
+        raise ValueError(
+            f"--neighbours gives {len(fanout)} fan-outs for a {cfg.layers}-layer model; "
+            f"give one per layer (e.g. {','.join(['10'] * cfg.layers)})"
+        )
+    return NeighbourBatches(
+        copy.copy(prep.data).cpu(),
+        load_schema().target.triple,
+        prep.train_users,
+        prep.train_items,
+        fanout,
+        cfg.optim.batch_size,
+        cfg.optim.negatives,
+        cfg.seed,
+        device,
+    )
 
 
 def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
@@ -212,7 +238,7 @@ def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
 
 def build_prior(prep: Prepared):
     """KG path scores over the training split: co-interaction, text, and the graph's category/brand edges."""
-    from .models.paths import PathPrior
+    from kgrec.models.paths import PathPrior
 
     edges = {}
     for key, rel in (("category", "in_category"), ("brand", "made_by")):
@@ -242,26 +268,61 @@ def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device | None]:
     return dist.get_rank(), world, device
 
 
-def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) -> dict:
-    """Run the whole path and write RUN_DIR. Returns the metrics dict (as in metrics.json).
+def check_config(cfg: TrainConfig) -> None:
+    """Errors a run would otherwise hit after minutes of feature work: unknown names, a missing sampler."""
+    from kgrec.config import MODEL_NAMES
+    from kgrec.data.schema import load_schema
 
-    Under ``torchrun`` every process trains on its shard of each batch (see
-    :func:`kgrec.training.train_embedding_model`); rank 0 alone evaluates and writes RUN_DIR, and the
-    other ranks return an empty dict. ``init(model, prep)`` warm-starts the main model (refresh).
-    """
-    if cfg.model not in MODELS:
-        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
-    if cfg.optim.neighbours is not None:  # fail before hours of feature work, not after
-        from .sampling import require_neighbour_sampler
+    for name in (cfg.model, *cfg.baselines):
+        if name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if cfg.relations is not None:
+        names = {e.name for e in load_schema().edges.values() if not e.target}
+        unknown = sorted(set(cfg.relations) - names)
+        if unknown:
+            raise ValueError(f"unknown relations {unknown}; choose from {', '.join(sorted(names))}, or 'none'")
+    if cfg.optim.neighbours is not None:
+        from kgrec.train.sampling import require_neighbour_sampler
 
         require_neighbour_sampler()
+
+
+def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None, annotate=None) -> dict:
+    """Run the whole path and write RUN_DIR (``cfg.out``). Returns the metrics dict (as in metrics.json).
+
+    The run folder is written atomically (:func:`kgrec.serve.run.run_writer`): until the run succeeds,
+    an earlier run in ``cfg.out`` stays as it was. Under ``torchrun`` every process trains on its shard
+    of each batch (see :func:`kgrec.train.loop.train_embedding_model`); rank 0 alone evaluates and
+    writes RUN_DIR, and the other ranks return an empty dict. ``init(model, prep)`` warm-starts the
+    main model (refresh); ``annotate(metrics)`` may add entries to the metrics before they are written.
+    """
+    from kgrec.serve.run import run_writer
+
+    check_config(cfg)
     rank, world, dist_device = _init_distributed(cfg)
-    main = rank == 0
-    if not main:
-        cfg = replace(cfg, quiet=True)
+    if rank != 0:
+        _train(replace(cfg, quiet=True), catalog, init, None, world, dist_device)
+        _finish_distributed(world)
+        return {}
+    with run_writer(cfg.out) as folder:
+        metrics = _train(cfg, catalog, init, folder, world, dist_device, annotate)
+    _finish_distributed(world)
+    return metrics
+
+
+def _train(
+    cfg: TrainConfig,
+    catalog: Catalog | None,
+    init,
+    folder: Path | None,
+    world: int,
+    dist_device: torch.device | None,
+    annotate=None,
+) -> dict:
+    """Everything :func:`run_training` does; rank 0 (``folder`` given) evaluates and writes into ``folder``."""
+    main = folder is not None
     seed_everything(cfg.seed)
     device = dist_device or resolve_device(cfg.device)
-    out = Path(cfg.out)
     if world > 1:  # rank 0 fills the text cache first; the others then read it
         import torch.distributed as dist
 
@@ -272,14 +333,16 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
             prep = prepare(cfg, catalog)
     else:
         prep = prepare(cfg, catalog)
-    _log(cfg, f"graph: {prep.data.num_nodes} nodes, {prep.data.num_edges} edges, "
-              f"{len(prep.data.edge_types)} edge types; device {device}" + (f"; {world} processes" if world > 1 else ""))
+    _log(
+        cfg,
+        f"graph: {prep.data.num_nodes} nodes, {prep.data.num_edges} edges, "
+        f"{len(prep.data.edge_types)} edge types; device {device}" + (f"; {world} processes" if world > 1 else ""),
+    )
     writer = None
     if main:
         from torch.utils.tensorboard import SummaryWriter
 
-        out.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(out / "tensorboard"))
+        writer = SummaryWriter(str(folder / "tensorboard"))
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
     main_model, main_inputs, main_info, hybrid = None, (), {}, None
@@ -294,44 +357,73 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None) ->
         score = scorer(name, model, inputs, device)
         val = evaluate_ranking(score, prep.val_index, [prep.train_index])
         test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index])
-        results[name] = {"val": val, "test": test, "epochs": info["epochs"], "train_seconds": info["train_seconds"],
-                         "curve": info.get("curve", [])}
-        for key in ("best_epoch", "lambda", "selection"):
+        results[name] = {
+            "val": val,
+            "test": test,
+            "epochs": info["epochs"],
+            "train_seconds": info["train_seconds"],
+            "curve": info.get("curve", []),
+        }
+        for key in ("best_epoch", "lambda", "selection", "temperature", "search"):
             if key in info:
                 results[name][key] = info[key]
-        _log(cfg, f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
-                  f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)")
+        _log(
+            cfg,
+            f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
+            f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)",
+        )
         if name == cfg.model and cfg.paths and name in GNN_MODELS:
             hybrid = _add_paths(cfg, prep, name, score, results)
+    if "temperature" in main_info:  # what validation chose is what the run is, and what it saves
+        cfg = replace(cfg, optim=replace(cfg.optim, temperature=(main_info["temperature"],)))
     served_prep, served_model, served_inputs, served_hybrid = prep, main_model, main_inputs, hybrid
     if cfg.refit:  # every process takes part in the refit's training steps
         served_prep, served_model, served_inputs, served_hybrid = _refit(cfg, prep, main_info, hybrid, device, init)
     if not main:
-        _finish_distributed(world)
         return {}
     writer.close()
     served_name = f"{cfg.model}+paths" if served_hybrid is not None else cfg.model
-    served = {"model": served_name, "refit": cfg.refit, "pairs": len(served_prep.train_index),
-              "epochs": main_info.get("best_epoch", 0) if cfg.refit else main_info.get("epochs", 0)}
-    _log(cfg, f"serving {served_name}, " + (f"refitted on all {served['pairs']} pairs" if cfg.refit
-                                           else f"fitted on the {served['pairs']} training pairs"))
-    metrics = {"dataset": prep.catalog.source, "synthetic": prep.catalog.synthetic, "split": cfg.split,
-               "seed": cfg.seed, "split_sizes": prep.split_summary, "sentiment": prep.sentiment, "models": results,
-               "served": served, "processes": world}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
-    from .recommend import save_checkpoint
+    served = {
+        "model": served_name,
+        "refit": cfg.refit,
+        "pairs": len(served_prep.train_index),
+        "epochs": main_info.get("best_epoch", 0) if cfg.refit else main_info.get("epochs", 0),
+    }
+    _log(
+        cfg,
+        f"serving {served_name}, "
+        + (
+            f"refitted on all {served['pairs']} pairs"
+            if cfg.refit
+            else f"fitted on the {served['pairs']} training pairs"
+        ),
+    )
+    metrics = {
+        "dataset": prep.catalog.source,
+        "synthetic": prep.catalog.synthetic,
+        "split": cfg.split,
+        "seed": cfg.seed,
+        "split_sizes": prep.split_summary,
+        "sentiment": prep.sentiment,
+        "models": results,
+        "served": served,
+        "processes": world,
+    }
+    from kgrec.serve.run import save_model, write_json
 
-    save_checkpoint(out, cfg, served_model, served_inputs, served_prep, device, paths=served_hybrid)
-    _finish_distributed(world)
-    return metrics
+    if annotate is not None:
+        annotate(metrics)
+    save_model(folder, cfg, served_model, served_inputs, served_prep, device, paths=served_hybrid)
+    write_json(folder / "metrics.json", metrics)
+    write_json(folder / "config.json", cfg.to_dict())
+    return json.loads(json.dumps(metrics, default=float))
 
 
 def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.device, init=None):
     """The served model: ``cfg.model`` refitted on every interaction (split ``all``: features, graph and
     path histories too) with the epoch count / λ chosen on validation, plus the same path weights."""
-    from .models.paths import HybridScorer
-    from .split import ALL
+    from kgrec.data.split import ALL
+    from kgrec.models.paths import HybridScorer
 
     t0 = time.perf_counter()
     prep_all = prepare(cfg, prep.catalog, split=ALL)
@@ -346,7 +438,7 @@ def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.d
 def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict):
     """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
     that shows what the GNN adds). Returns the fitted hybrid, which the checkpoint then serves."""
-    from .models.paths import HybridScorer
+    from kgrec.models.paths import HybridScorer
 
     t0 = time.perf_counter()
     prior = build_prior(prep)
@@ -357,11 +449,17 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
         hybrid = HybridScorer(base, prior, {})
         fit = hybrid.fit(prep.val_index, [prep.train_index])
         rows[row] = hybrid
-        results[row] = {"val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
-                        "test": evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index]),
-                        "epochs": results[name]["epochs"] if base is not None else 0,
-                        "train_seconds": (results[name]["train_seconds"] if base is not None else 0.0)
-                        + build_seconds + time.perf_counter() - t0, "weights": fit["weights"], "curve": []}
+        results[row] = {
+            "val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
+            "test": evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index]),
+            "epochs": results[name]["epochs"] if base is not None else 0,
+            "train_seconds": (results[name]["train_seconds"] if base is not None else 0.0)
+            + build_seconds
+            + time.perf_counter()
+            - t0,
+            "weights": fit["weights"],
+            "curve": [],
+        }
         test = results[row]["test"]
         _log(cfg, f"{row:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  weights {fit['weights']}")
     return rows[f"{name}+paths"]

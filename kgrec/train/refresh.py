@@ -9,13 +9,15 @@ fine-tunes for a few epochs with early stopping.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from .models import GNN_MODELS
-from .recommend import Recommender
+from kgrec.config import GNN_MODELS, REFRESH_EPOCHS, REFRESH_PATIENCE, TrainConfig
+from kgrec.errors import RunError
+from kgrec.serve.recommend import Recommender
 
 
 def _row_owner(key: str) -> str | None:
@@ -52,31 +54,39 @@ def warm_start(model: torch.nn.Module, old_state: dict, old_ids: dict[str, list[
     return report
 
 
-def refresh_config(rec: Recommender, data: str, out: str | None = None, epochs: int = 20, patience: int = 5,
-                   format: str | None = None, mapping: str | None = None, quiet: bool = False):
-    """The old run's configuration pointed at the new export, with a short fine-tuning schedule."""
-    from .pipeline import TrainConfig
+def default_out(run_dir: str | Path) -> Path:
+    """Where a refresh writes unless told: a new sibling folder, so the run being served stays intact."""
+    run = Path(run_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return run.with_name(f"{run.name}-refresh-{stamp}")
 
+
+def refresh_config(rec: Recommender, data: str, out: str | Path, epochs: int = REFRESH_EPOCHS,
+                   patience: int = REFRESH_PATIENCE, format: str | None = None, mapping: str | None = None,
+                   quiet: bool = False) -> TrainConfig:
+    """The old run's configuration pointed at the new export, with a short fine-tuning schedule."""
     if rec.model_name not in GNN_MODELS:
-        raise ValueError(f"refresh warm-starts a GNN run (rgcn or hgt); this run's model is {rec.model_name}: "
-                         f"retrain it with 'kgrec train' (baselines fit in seconds)")
-    cfg = TrainConfig.from_dict(rec.config)
-    return replace(cfg, data=data, neo4j=None, format=format, mapping=mapping, out=str(out or rec.run_dir), baselines=(),
+        raise RunError(f"refresh warm-starts a GNN run (rgcn or hgt); this run's model is {rec.model_name}: "
+                       f"retrain it with 'kgrec train' (baselines fit in seconds)")
+    cfg = rec.config
+    return replace(cfg, data=data, neo4j=None, format=format, mapping=mapping, out=str(out), baselines=(),
                    show_users=0, quiet=quiet, optim=replace(cfg.optim, epochs=epochs, patience=patience))
 
 
-def refresh_run(run_dir: str | Path, data: str, out: str | None = None, epochs: int = 20, patience: int = 5,
-                format: str | None = None, mapping: str | None = None, quiet: bool = False, catalog=None) -> dict:
+def refresh_run(run_dir: str | Path, data: str, out: str | Path | None = None, epochs: int = REFRESH_EPOCHS,
+                patience: int = REFRESH_PATIENCE, format: str | None = None, mapping: str | None = None,
+                quiet: bool = False, catalog=None, in_place: bool = False) -> dict:
     """Refresh ``run_dir`` with the export ``data`` (the whole current export: old and new rows).
 
-    Writes a run folder (``out``, default ``run_dir`` itself) and returns its metrics, with a
-    ``refresh`` entry: new users/products/interactions and what the warm start copied.
+    Writes a new run folder (``out``; default :func:`default_out`, or ``run_dir`` itself with
+    ``in_place``, replaced atomically) and returns its metrics, with a ``refresh`` entry: new
+    users/products/interactions and what the warm start copied.
     """
-    import json
-
-    from .pipeline import run_training
+    from kgrec.train.pipeline import run_training
 
     old = Recommender.load(run_dir)
+    if out is None:
+        out = run_dir if in_place else default_out(run_dir)
     cfg = refresh_config(old, data, out, epochs, patience, format, mapping, quiet)
     old_state = old.ckpt["state_dict"]
     old_ids = old.ckpt["id_maps"]
@@ -88,10 +98,9 @@ def refresh_run(run_dir: str | Path, data: str, out: str | None = None, epochs: 
         holder["new"] = {t: len(set(prep.id_maps.ids[t]) - set(old_ids.get(t, []))) for t in ("user", "product")}
         holder["interactions"] = len(prep.catalog.interactions)
 
-    metrics = run_training(cfg, catalog, init=init)
-    metrics["refresh"] = {"from": str(run_dir), "new_users": holder["new"]["user"],
-                          "new_products": holder["new"]["product"],
-                          "interactions": holder["interactions"], "old_run_pairs": old_seen,
-                          "warm_start": holder["warm"]}
-    Path(cfg.out, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
-    return metrics
+    def annotate(metrics: dict) -> None:
+        metrics["refresh"] = {"from": str(run_dir), "out": str(out), "new_users": holder["new"]["user"],
+                              "new_products": holder["new"]["product"], "interactions": holder["interactions"],
+                              "old_run_pairs": old_seen, "warm_start": holder["warm"]}
+
+    return run_training(cfg, catalog, init=init, annotate=annotate)

@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .catalog import Catalog
-from .sentiment import SentimentModel, rating_labels, train_sentiment
-from .text import TextEncoder
+from kgrec.data.catalog import Catalog
+from kgrec.data.schema import load_schema
+from kgrec.features.sentiment import SentimentModel, rating_labels, train_sentiment
+from kgrec.features.text import TextEncoder
 
-PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
+# the statistic columns after each node type's text embedding, in order; a new node (cold start) gets
+# the row of one nobody has interacted with (``unseen_stats``), standardised like the rest
+PRODUCT_STATS = ("sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity", "mean_rating",
+                 "log_price", "has_price")
+USER_STATS = ("sentiment_tendency", "log_activity")
 Z_CLIP = 5.0  # standardised statistics are clipped to ±Z_CLIP, so one extreme row cannot dominate a feature
 
 
@@ -28,6 +33,16 @@ def require_finite(x: np.ndarray, what: str, columns: list[str] | None = None) -
         name = columns[col - (x.shape[1] - len(columns))] if columns and col >= x.shape[1] - len(columns) else f"#{col}"
         raise ValueError(f"{what}: {int(bad.any(1).sum())} rows have non-finite values (first in column {name}); "
                          f"this is a kgrec bug or an unvalidated input, please report it")
+
+
+def unseen_stats(node: str, price: float | None = None, interactions: int = 0) -> np.ndarray:
+    """The raw statistic row ``[C]`` of a new product (with its ``price``) or a new user (with their
+    ``interactions`` picks) that has no reviews: in the column order of :data:`PRODUCT_STATS` / :data:`USER_STATS`."""
+    if node == "product":
+        known = price is not None and np.isfinite(price) and price >= 0
+        values = {"log_price": np.log1p(price) if known else 0.0, "has_price": float(known)}
+        return np.array([values.get(c, 0.0) for c in PRODUCT_STATS])
+    return np.array([{"log_activity": np.log1p(interactions)}.get(c, 0.0) for c in USER_STATS])
 
 
 def fit_norm(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,35 +68,49 @@ class Features:
     norm: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def compose_text(title, description, brand: str | None, category: str | None,
-                 fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> str:
-    """A product's text from the configured fields (missing values are left out)."""
+def compose_text(values: dict[str, str | None], node: str = "product") -> str:
+    """A node's text from the schema's ``text`` list: ``values`` maps each item (a column, or a relation
+    whose target's text is given) to its text; relations are written as ``"<Label>: <text>"``, e.g.
+    ``"Red mug. A red mug. Brand: Acme. Category: Home > Kitchen"``. Missing values are left out."""
+    schema = load_schema()
     parts = []
-    if "title" in fields and isinstance(title, str):
-        parts.append(title)
-    if "description" in fields and isinstance(description, str):
-        parts.append(description)
-    if "brand" in fields and isinstance(brand, str):
-        parts.append(f"Brand: {brand}")
-    if "category" in fields and isinstance(category, str):
-        parts.append(f"Category: {category}")
+    for item in schema.nodes[node].text:
+        value = values.get(item)
+        if not isinstance(value, str) or not value:
+            continue
+        parts.append(f"{schema.nodes[schema.edges[item].dst].label}: {value}" if item in schema.edges else value)
     return ". ".join(parts)
 
 
-def product_texts(catalog: Catalog, fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS) -> list[str]:
-    """One text per product (catalog order) made of the configured fields."""
-    prod = catalog.products
-    brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
-    cat_of = dict(catalog.product_categories.drop_duplicates("product_id")[["product_id", "category_id"]]
-                  .itertuples(index=False, name=None))
-    return [compose_text(title, desc, brand_name.get(bid, bid) if isinstance(bid, str) else None, cat_of.get(pid), fields)
-            for pid, title, desc, bid in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"])]
+def node_texts(catalog: Catalog, node: str) -> list[str]:
+    """One text per row of ``node``'s table (catalog order), composed as the schema says; a row with
+    no text at all is its id, except a product, whose text is then empty (its id says nothing)."""
+    schema = load_schema()
+    spec = schema.nodes[node]
+    table = catalog.tables[spec.table]
+    columns = {item: table[item].tolist() for item in spec.text if item not in schema.edges}
+    for item in spec.text:
+        if item in schema.edges:  # the text of the relation's (first) target
+            edge = schema.edges[item]
+            target = schema.nodes[edge.dst]
+            target_text = dict(zip(catalog.tables[target.table][target.key], node_texts(catalog, edge.dst)))
+            links = catalog.edge_table(item).drop_duplicates(edge.src_col)
+            first = dict(zip(links[edge.src_col], links[edge.dst_col]))
+            columns[item] = [target_text.get(first.get(k)) for k in table[spec.key]]
+    keys = table[spec.key].tolist()
+    fallback = (lambda key: "") if node == "product" else str
+    return [compose_text({item: col[i] for item, col in columns.items()}, node) or fallback(keys[i])
+            for i in range(len(keys))]
+
+
+def product_texts(catalog: Catalog) -> list[str]:
+    """One text per product (catalog order): title, description, brand and category, as the schema says."""
+    return node_texts(catalog, "product")
 
 
 def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEncoder | None,
                      use_text: bool = True, use_sentiment: bool = True, seed: int = 0,
-                     fields: tuple[str, ...] = PRODUCT_TEXT_FIELDS, sentiment_method: str = "head",
-                     progress: bool = False) -> Features:
+                     sentiment_method: str = "head", progress: bool = False) -> Features:
     """Build all node features. ``encoder=None`` or ``use_text=False`` leaves text out (ablation).
 
     ``sentiment_method``: ``head`` (linear head on the frozen encoder, seconds) or ``lora``/``full``
@@ -107,7 +136,7 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
             edge_sent[has_text] = model.score(emb)
             info = {"enabled": True, "method": "head", "reviews": int(has_text.sum()), **model.metrics}
             if sentiment_method != "head":
-                from .sentiment_finetune import finetune_sentiment
+                from kgrec.features.sentiment_finetune import finetune_sentiment
 
                 tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=sentiment_method,
                                            init=model, seed=seed, max_length=encoder.max_length, progress=progress)
@@ -141,11 +170,10 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     log_price = np.log1p(np.where(known_price, price, 0.0))
     stats = np.stack([mean, std, np.log1p(cnt), share_neg, np.log1p(pop), mean_rating, log_price,
                       known_price.astype(np.float64)], 1)
-    columns = {"product": ["sent_mean", "sent_std", "log_reviews", "share_negative", "log_popularity",
-                           "mean_rating", "log_price", "has_price"]}
+    columns = {"product": list(PRODUCT_STATS)}
     norm = {"product": fit_norm(stats)}
     stats = standardise(stats, *norm["product"])
-    parts = [encoder(product_texts(catalog, fields))] if text_on else []
+    parts = [encoder(product_texts(catalog))] if text_on else []
     x["product"] = np.concatenate(parts + [stats.astype(np.float32)], 1).astype(np.float32)
     require_finite(x["product"], "product features", columns["product"])
 
@@ -156,16 +184,12 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     user_stats = np.stack([np.divide(u_sum, u_cnt, out=np.zeros_like(u_sum), where=u_cnt > 0), np.log1p(u_act)], 1)
     norm["user"] = fit_norm(user_stats)
     x["user"] = standardise(user_stats, *norm["user"]).astype(np.float32)
-    columns["user"] = ["sentiment_tendency", "log_activity"]
+    columns["user"] = list(USER_STATS)
 
-    for node, table, name_col in (("category", "categories", "category_id"), ("brand", "brands", "name"),
-                                  ("tag", "tags", "name"), ("entity", "entities", "name")):
-        df = catalog.tables[table]
-        if len(df) == 0:
+    for spec in load_schema().nodes.values():  # every other node type: the embedding of its text
+        if spec.name in ("user", "product") or len(catalog.tables[spec.table]) == 0:
             continue
-        if text_on:
-            names = [str(v) if isinstance(v, str) else str(k) for v, k in zip(df[name_col], df.iloc[:, 0])]
-            x[node] = encoder(names)
-        else:
-            x[node] = np.zeros((len(df), 0), dtype=np.float32)
+        n = len(catalog.tables[spec.table])
+        x[spec.name] = encoder(node_texts(catalog, spec.name)) if text_on and spec.text else \
+            np.zeros((n, 0), dtype=np.float32)
     return Features(x, edge_sent, info, columns, norm)

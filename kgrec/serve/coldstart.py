@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .explain import Explainer
-from .recommend import Recommender
-from .features import compose_text, standardise
-from .text import TextEncoder
+from kgrec.data.schema import load_schema
+from kgrec.errors import KgrecError
+from kgrec.features.build import compose_text, standardise, unseen_stats
+from kgrec.features.text import TextEncoder
+from kgrec.serve.recommend import Recommender
 
 
 @dataclass
@@ -35,10 +36,15 @@ class NewProduct:
     tag_ids: tuple[str, ...] = ()
     price: float | None = None
 
+    def links(self) -> dict[str, tuple[str, ...]]:
+        """The product's catalog edges, by schema relation: ``{"in_category": (...), "made_by": (...), ...}``."""
+        return {"in_category": tuple(self.category_ids), "made_by": (self.brand_id,) if self.brand_id else (),
+                "has_tag": tuple(self.tag_ids)}
+
     @classmethod
-    def from_dict(cls, raw: dict) -> "NewProduct":
+    def from_dict(cls, raw: dict) -> NewProduct:
         if not raw.get("product_id"):
-            raise ValueError(f"a new product needs a product_id: {raw!r}")
+            raise KgrecError(f"a new product needs a product_id: {raw!r}")
         cats = raw.get("category_ids", raw.get("category_id", ()))
         tags = raw.get("tag_ids", ())
         return cls(str(raw["product_id"]), raw.get("title"), raw.get("description"),
@@ -48,24 +54,29 @@ class NewProduct:
 
 @dataclass
 class ColdStart:
-    """Inductive scoring on top of a trained GNN run folder."""
+    """Inductive scoring on top of a trained GNN run folder: its model, graph and feature norms."""
 
-    ex: Explainer
+    rec: Recommender
+    model: torch.nn.Module
     encoder: TextEncoder | None
     norm: dict
     ignored: dict = field(default_factory=dict)
     _lookups: dict = field(default_factory=dict)  # node type → {catalog id: index}, built on first use
 
     @classmethod
-    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> "ColdStart":
-        return cls.from_explainer(Explainer.load(run_dir, rec))
+    def load(cls, run_dir: str | Path, rec: Recommender | None = None) -> ColdStart:
+        """The cold-start scorer of ``run_dir`` (pass its loaded ``rec`` to share the model in memory)."""
+        rec = rec or Recommender.load(run_dir)
+        encoder = TextEncoder(rec.config.encoder, device="cpu") if rec.config.text else None
+        return cls(rec, rec.run.gnn(), encoder, rec.graph.get("norm", {}))
 
-    @classmethod
-    def from_explainer(cls, ex: Explainer) -> "ColdStart":
-        """Share an explainer's rebuilt model and graph (no second copy in memory)."""
-        cfg = ex.rec.config
-        encoder = TextEncoder(cfg["encoder"], device="cpu") if cfg.get("text", True) else None
-        return cls(ex, encoder, ex.rec.graph.get("norm", {}))
+    @property
+    def x(self) -> dict[str, torch.Tensor]:
+        return self.rec.graph["x"]
+
+    @property
+    def edges(self) -> dict[tuple[str, str, str], torch.Tensor]:
+        return self.rec.run.edges
 
     # ------------------------------------------------------------------ building the extended graph
     def _stats_row(self, node_type: str, raw: np.ndarray) -> torch.Tensor:
@@ -78,7 +89,7 @@ class ColdStart:
 
     def _lookup(self, node_type: str) -> dict[str, int]:
         if node_type not in self._lookups:
-            ids = self.ex.rec.ckpt["id_maps"].get(node_type, [])
+            ids = self.rec.ckpt["id_maps"].get(node_type, [])
             self._lookups[node_type] = {v: i for i, v in enumerate(ids)}
         return self._lookups[node_type]
 
@@ -99,10 +110,10 @@ class ColdStart:
         Returns ``(x_dict, edge_index_dict)``; new products are indices ``I..I+len(products)-1`` and
         new users ``U..U+len(user_items)-1``.
         """
-        x = dict(self.ex.x)
-        edges = dict(self.ex.edges)
-        n_items, n_users = len(self.ex.rec.product_ids), len(self.ex.rec.user_ids)
-        schema = self.ex.schema
+        x = dict(self.x)
+        edges = dict(self.edges)
+        n_items, n_users = len(self.rec.product_ids), len(self.rec.user_ids)
+        schema = load_schema()
 
         def add(relation: str, src: list[int], dst: list[int]) -> None:
             spec = schema.edges[relation]
@@ -113,76 +124,106 @@ class ColdStart:
             edges[spec.reverse_triple] = torch.cat([edges[spec.reverse_triple], ei.flip(0)], 1)
 
         if products:
-            texts = [compose_text(p.title, p.description, p.brand or p.brand_id,
-                                  p.category_ids[0] if p.category_ids else None) for p in products]
             parts = []
             if self.encoder is not None:
-                parts.append(torch.from_numpy(self.encoder(texts)))
-            # sent_mean, sent_std, log_reviews, share_negative, log_popularity, mean_rating, log_price, has_price
-            raws = [np.array([0, 0, 0, 0, 0, 0, np.log1p(p.price) if p.price else 0.0, 1.0 if p.price else 0.0])
-                    for p in products]
-            parts.append(torch.stack([self._stats_row("product", r) for r in raws]))
+                parts.append(torch.from_numpy(self.encoder([self.text(p) for p in products])))
+            parts.append(torch.stack([self._stats_row("product", unseen_stats("product", price=p.price))
+                                      for p in products]))
             new_x = torch.cat(parts, 1).to(x["product"].dtype)
             if new_x.shape[1] != x["product"].shape[1]:
                 raise ValueError(f"new product features have {new_x.shape[1]} columns, the run has "
                                  f"{x['product'].shape[1]}; was it trained with another encoder?")
             x["product"] = torch.cat([x["product"], new_x])
             for k, p in enumerate(products):
-                i = n_items + k
-                cats = self._index("category", p.category_ids)
-                add("in_category", [i] * len(cats), cats)
-                brands = self._index("brand", [p.brand_id] if p.brand_id else [])
-                add("made_by", [i] * len(brands), brands)
-                tags = self._index("tag", p.tag_ids)
-                add("has_tag", [i] * len(tags), tags)
+                for relation, ids in p.links().items():
+                    targets = self._index(schema.edges[relation].dst, ids)
+                    add(relation, [n_items + k] * len(targets), targets)
         if user_items:
             target = schema.target
             rows = []
             for k, items in enumerate(user_items):
                 idx = self._index("product", items)
                 if not idx:
-                    raise ValueError("a new user needs at least one known product id")
+                    raise KgrecError("a new user needs at least one known product id")
                 add(target.name, [n_users + k] * len(idx), idx)
-                rows.append(self._stats_row("user", np.array([0.0, np.log1p(len(idx))])))
+                rows.append(self._stats_row("user", unseen_stats("user", interactions=len(idx))))
             new_u = torch.stack(rows).to(x["user"].dtype)[:, : x["user"].shape[1]]
             x["user"] = torch.cat([x["user"], new_u])
         return x, edges
+
+    def text(self, product: NewProduct) -> str:
+        """The new product's text, composed like every trained product's (kgrec.features.build)."""
+        schema = load_schema()
+        values: dict[str, str | None] = {"title": product.title, "description": product.description}
+        for relation, ids in product.links().items():
+            target = schema.edges[relation].dst
+            known = [i for i in ids if i in self._lookup(target)]
+            if known:  # the target's text as the run knows it: its name, or its id (a category's path)
+                spec = schema.nodes[target]
+                uses_id = spec.text[:1] == (spec.key,)
+                name = known[0] if uses_id else self.rec.run.node_name(target, self._lookup(target)[known[0]])
+                values[relation] = name
+            elif ids:
+                values[relation] = ids[0]
+        if product.brand:
+            values["made_by"] = product.brand
+        return compose_text(values)
 
     @torch.no_grad()
     def embed(self, products: list[NewProduct] = (), user_items: list[list[str]] = ()):
         """User vectors ``[U + new users, d + 1]`` and product vectors ``[I + new products, d + 1]``."""
         x, edges = self.extended_graph(products, user_items)
-        return self.ex.model.embed(x, edges)
+        return self.model.embed(x, edges)
 
     # ------------------------------------------------------------------ public API
     def score_new_products(self, user_ids: list[str], products: list[NewProduct | dict]) -> np.ndarray:
         """Scores ``[len(user_ids), len(products)]`` of products the run has never seen."""
         products = [p if isinstance(p, NewProduct) else NewProduct.from_dict(p) for p in products]
         U, I = self.embed(products)
-        u = self.ex.rec.user_index(user_ids)
-        n_items = len(self.ex.rec.product_ids)
+        u = self.rec.user_index(user_ids)
+        n_items = len(self.rec.product_ids)
         return (U[u] @ I[n_items:].T).numpy()
+
+    def recommend_new_products(self, user_id: str, products: list[NewProduct | dict], k: int = 10) -> list[dict]:
+        """The top-``k`` of ``products`` (never seen by the run) for a known user, best first."""
+        if k < 1:
+            raise KgrecError("k must be at least 1")
+        products = [p if isinstance(p, NewProduct) else NewProduct.from_dict(p) for p in products]
+        scores = self.score_new_products([user_id], products)[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [
+            {
+                "rank": r + 1,
+                "product_id": products[i].product_id,
+                "title": products[i].title or "",
+                "score": float(scores[i]),
+                "reason": "new product: scored from its text and catalog links",
+            }
+            for r, i in enumerate(order)
+        ]
 
     def recommend_new_user(self, product_ids: list[str], k: int = 10) -> list[dict]:
         """Top-``k`` for a shopper known only by ``product_ids`` (their picks are excluded)."""
         if k < 1:
-            raise ValueError("k must be at least 1")
+            raise KgrecError("k must be at least 1")
         U, I = self.embed(user_items=[list(product_ids)])
-        n_items = len(self.ex.rec.product_ids)
+        n_items = len(self.rec.product_ids)
         scores = U[-1] @ I[:n_items].T
         lookup = self._lookup("product")
         scores[[lookup[p] for p in product_ids if p in lookup]] = -float("inf")  # (unknown ids already counted)
         top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
-        titles = self.ex.rec.ckpt["titles"]
-        return [{"rank": r + 1, "product_id": self.ex.rec.product_ids[i], "title": titles[i], "score": float(s)}
-                for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()))]
+        titles = self.rec.ckpt["titles"]
+        return [
+            {"rank": r + 1, "product_id": self.rec.product_ids[i], "title": titles[i], "score": float(s)}
+            for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()))
+        ]
 
 
 def _recall_ndcg(scores: torch.Tensor, relevant: list[list[int]], k: int) -> tuple[float, float]:
     """``scores [B, C]`` over the cold candidates; ``relevant[b]`` the candidate columns of user b.
     Recall@k and NDCG@k by the project's full-ranking evaluation, with the candidates as the catalog."""
-    from .evaluate import evaluate_ranking
-    from .interactions import UserItems
+    from kgrec.data.interactions import UserItems
+    from kgrec.train.evaluate import evaluate_ranking
 
     users = torch.tensor([b for b, cols in enumerate(relevant) for _ in cols], dtype=torch.long)
     items = torch.tensor([c for cols in relevant for c in cols], dtype=torch.long)
@@ -200,9 +241,9 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     """
     from dataclasses import replace
 
-    from .features import product_texts
-    from .models import GNN_MODELS
-    from .pipeline import load_source, run_training
+    from kgrec.config import GNN_MODELS
+    from kgrec.features.build import product_texts
+    from kgrec.train.pipeline import load_source, run_training
 
     if cfg.model not in GNN_MODELS:
         raise ValueError(f"cold start needs a GNN model (rgcn or hgt), not {cfg.model!r}")
@@ -220,13 +261,23 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     cats = catalog.product_categories.groupby("product_id")["category_id"].agg(tuple).to_dict()
     tags = catalog.product_tags.groupby("product_id")["tag_id"].agg(tuple).to_dict()
     brand_name = dict(zip(catalog.brands["brand_id"], catalog.brands["name"]))
-    new = [NewProduct(pid, t if isinstance(t, str) else None, d if isinstance(d, str) else None, cats.get(pid, ()),
-                      b if isinstance(b, str) else None, brand_name.get(b) if isinstance(b, str) else None,
-                      tags.get(pid, ()), None if _missing(pr) else float(pr))
-           for pid, t, d, b, pr in zip(prod["product_id"], prod["title"], prod["description"], prod["brand_id"],
-                                       prod["price"])]
+    new = [
+        NewProduct(
+            pid,
+            t if isinstance(t, str) else None,
+            d if isinstance(d, str) else None,
+            cats.get(pid, ()),
+            b if isinstance(b, str) else None,
+            brand_name.get(b) if isinstance(b, str) else None,
+            tags.get(pid, ()),
+            None if _missing(pr) else float(pr),
+        )
+        for pid, t, d, b, pr in zip(
+            prod["product_id"], prod["title"], prod["description"], prod["brand_id"], prod["price"]
+        )
+    ]
     col = {p.product_id: j for j, p in enumerate(new)}
-    user_col = {u: i for i, u in enumerate(cs.ex.rec.user_ids)}
+    user_col = {u: i for i, u in enumerate(cs.rec.user_ids)}
     held = inter[inter["product_id"].isin(cold_ids) & inter["user_id"].isin(user_col)]
     relevant_by_user = held.groupby("user_id")["product_id"].agg(lambda s: sorted({col[p] for p in s}))
     users = list(relevant_by_user.index)
@@ -237,9 +288,9 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     # candidates: the held-out products plus every product of the training catalog that has no training
     # interaction (cold too), so the task does not shrink to a handful of products on small catalogs
     U, I = cs.embed(new)
-    u_idx = cs.ex.rec.user_index(users)
-    n_items = len(cs.ex.rec.product_ids)
-    counts = torch.bincount(cs.ex.rec.train.items, minlength=n_items)
+    u_idx = cs.rec.user_index(users)
+    n_items = len(cs.rec.product_ids)
+    counts = torch.bincount(cs.rec.train.items, minlength=n_items)
     zero = torch.nonzero(counts == 0).flatten()
     relevant = [[len(zero) + c for c in cols] for cols in relevant]
     cand = torch.cat([I[zero], I[n_items:]])  # [C, d]
@@ -247,23 +298,31 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
 
     enc = cs.encoder or TextEncoder(cfg.encoder, device="cpu")
     train_text = torch.from_numpy(enc(product_texts(train_cat)))  # [I, D], run product order = catalog order
-    cold_text = torch.from_numpy(enc([compose_text(p.title, p.description, p.brand or p.brand_id,
-                                                   p.category_ids[0] if p.category_ids else None) for p in new]))
-    hist = cs.ex.rec.train.dense(u_idx)  # [B, I] 0/1 training interactions
+    cold_text = torch.from_numpy(enc([cs.text(p) for p in new]))
+    hist = cs.rec.train.dense(u_idx)  # [B, I] 0/1 training interactions
     profile = torch.nn.functional.normalize(hist @ train_text, dim=1)
     text_knn = _recall_ndcg(profile @ torch.cat([train_text[zero], cold_text]).T, relevant, k)
     gen = torch.Generator().manual_seed(seed)
     rand = _recall_ndcg(torch.rand(len(users), cand.shape[0], generator=gen), relevant, k)
-    return {"dataset": catalog.source, "model": cfg.model, "held_out_products": len(new),
-            "held_out_share": share, "users_evaluated": len(users),
-            "held_out_interactions": int(len(held)),
-            "held_out_interactions_of_unknown_users": int(inter["product_id"].isin(cold_ids).sum() - len(held)),
-            "candidates": int(cand.shape[0]), "candidates_without_interactions_in_training": int(len(zero)),
-            "k": k,
-            "results": {cfg.model: {f"recall@{k}": gnn[0], f"ndcg@{k}": gnn[1]},
-                        "text_knn": {f"recall@{k}": text_knn[0], f"ndcg@{k}": text_knn[1]},
-                        "random": {f"recall@{k}": rand[0], f"ndcg@{k}": rand[1]}},
-            "ignored_unknown_ids": cs.ignored, "seed": seed}
+    return {
+        "dataset": catalog.source,
+        "model": cfg.model,
+        "held_out_products": len(new),
+        "held_out_share": share,
+        "users_evaluated": len(users),
+        "held_out_interactions": int(len(held)),
+        "held_out_interactions_of_unknown_users": int(inter["product_id"].isin(cold_ids).sum() - len(held)),
+        "candidates": int(cand.shape[0]),
+        "candidates_without_interactions_in_training": int(len(zero)),
+        "k": k,
+        "results": {
+            cfg.model: {f"recall@{k}": gnn[0], f"ndcg@{k}": gnn[1]},
+            "text_knn": {f"recall@{k}": text_knn[0], f"ndcg@{k}": text_knn[1]},
+            "random": {f"recall@{k}": rand[0], f"ndcg@{k}": rand[1]},
+        },
+        "ignored_unknown_ids": cs.ignored,
+        "seed": seed,
+    }
 
 
 def _missing(value) -> bool:

