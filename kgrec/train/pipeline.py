@@ -17,8 +17,8 @@ from kgrec.data.catalog import Catalog
 from kgrec.data.graph import build_graph
 from kgrec.data.interactions import UserItems
 from kgrec.data.split import split_interactions
-from kgrec.features.build import compute_features
-from kgrec.features.text import TextEncoder
+from kgrec.features.build import compute_features, product_texts
+from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.loop import embeddings, resolve_device, seed_everything, train_embedding_model
@@ -32,7 +32,18 @@ def load_source(cfg: TrainConfig) -> Catalog:
         return read_catalog(resolve_config(cfg.neo4j or None))
     from kgrec.loaders import load_catalog
 
-    return load_catalog(cfg.data, format=cfg.format, mapping=cfg.mapping, scale=cfg.scale, seed=cfg.seed)
+    return load_catalog(cfg.data, format=cfg.format, mapping=cfg.mapping, scale=cfg.scale, seed=cfg.seed,
+                        encoding=cfg.encoding, locale=cfg.locale)
+
+
+def resolve_encoder(cfg: TrainConfig, catalog: Catalog) -> TrainConfig:
+    """``cfg`` with a concrete text encoder: ``auto`` becomes the model chosen for this catalog's product
+    texts (:func:`kgrec.features.text.choose_encoder`), logged and kept in ``config.json``."""
+    if cfg.encoder_choice is not None or not (cfg.text or cfg.sentiment):
+        return cfg
+    name, why = choose_encoder(cfg.encoder, product_texts(catalog))
+    _log(cfg, f"text encoder: {name} ({why})")
+    return replace(cfg, encoder=name, encoder_choice=why)
 
 
 def _log(cfg: TrainConfig, msg: str) -> None:
@@ -62,6 +73,7 @@ class Prepared:
 def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None = None) -> Prepared:
     """Split, features and graph for ``cfg``; ``split="all"`` holds nothing out (the serving refit)."""
     catalog = catalog or load_source(cfg)
+    cfg = resolve_encoder(cfg, catalog)  # 'auto' → the encoder for this catalog (run_training did it already)
     split = split_interactions(catalog.interactions, split or cfg.split, seed=cfg.seed)
     _log(cfg, f"split {split.strategy}: {split.summary()}")
     need_encoder = cfg.text or cfg.sentiment
@@ -321,6 +333,8 @@ def _train(
 ) -> dict:
     """Everything :func:`run_training` does; rank 0 (``folder`` given) evaluates and writes into ``folder``."""
     main = folder is not None
+    catalog = catalog if catalog is not None else load_source(cfg)
+    cfg = resolve_encoder(cfg, catalog)
     seed_everything(cfg.seed)
     device = dist_device or resolve_device(cfg.device)
     if world > 1:  # rank 0 fills the text cache first; the others then read it
