@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "datasets"
 RUNS = "/tmp/kgrec-bench"
-MAGAZINE_RUN = f"{RUNS}/magazine/rgcn/0"  # written by the quality_magazine step, used by faithfulness and serving
+MAGAZINE_RUN = f"{RUNS}/magazine/rgcn/0"  # written by the quality step, used by faithfulness and serving
 BEGIN, END = "<!-- results:begin (written by run_all.py) -->", "<!-- results:end -->"
 
 
@@ -50,11 +50,20 @@ def _steps(profile: str) -> list[Step]:
     if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
         sampled = ("--neighbours", "10,10")
     return [
-        Step("quality_magazine", ("quality.py", "--datasets", "magazine", "--models", "rgcn", "--seeds", "0,1,2",
-                                  "--ablations", *sampled, "--runs", RUNS, *res("quality_magazine")), needs="magazine"),
+        Step("quality", ("quality.py", "--datasets", "magazine,demo,scientific", "--models", "rgcn", "--seeds",
+                         "0,1,2", *sampled, "--runs", RUNS, *res("quality"))),
+        Step("gnn_variants_amazon-magazine-2018", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seed",
+                                                   "0", *res("gnn_variants_amazon-magazine-2018")), needs="magazine"),
+        Step("gnn_variants_amazon-scientific-2018", ("gnn_variants.py", str(SHARED / "amazon-scientific-2018"),
+                                                     "--seed", "0", *res("gnn_variants_amazon-scientific-2018")),
+             needs="scientific"),
+        Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
         Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
                                       *res("explain_faithfulness")), needs="magazine"),
         Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
+        Step("soak", ("soak.py", "--seconds", "600", "--threads", "8", *res("soak"))),
+        Step("multilingual", ("multilingual.py", "--reviews", "5500", "--scale", "0.5", *res("multilingual")),
+             needs="zh"),
         Step("quickstart", ("quickstart.py", *res("quickstart"))),
         Step("text_encoding", ("text_encoding.py", "--limit", "500", *res("text_encoding"))),
         Step("catalog_load", ("catalog_load.py", "--scale", "65", *res("catalog_load"))),
@@ -62,12 +71,8 @@ def _steps(profile: str) -> list[Step]:
         Step("ddp", ("ddp.py", *res("ddp"))),
         Step("cold_start", ("cold_start.py", "--datasets", "demo,magazine", "--seeds", "0", *res("cold_start"))),
         Step("refresh", ("refresh.py", "--data", "demo", "--seeds", "0,1", *res("refresh"))),
-        Step("quality_demo", ("quality.py", "--datasets", "demo", "--models", "rgcn", "--seeds", "0,1,2",
-                              *sampled, "--runs", RUNS, *res("quality_demo"))),
         Step("training_speed", ("training_speed.py", *speed, *sampled, *res("training_speed"))),
         Step("training_speed_large", ("training_speed.py", *large, *sampled, *res("training_speed_large"))),
-        Step("quality_scientific", ("quality.py", "--datasets", "scientific", "--models", "rgcn", "--seeds", "0",
-                                    "--runs", RUNS, *res("quality_scientific")), needs="scientific"),
     ]
 
 
@@ -83,6 +88,8 @@ def _missing(need: str) -> str | None:
         return f"{SHARED / 'amazon-magazine-2018'} is absent"
     if need == "scientific" and not (SHARED / "amazon-scientific-2018").is_dir():
         return f"{SHARED / 'amazon-scientific-2018'} is absent"
+    if need == "zh" and not (SHARED / "zh-online-shopping-reviews").is_dir():
+        return f"{SHARED / 'zh-online-shopping-reviews'} is absent"
     return None
 
 

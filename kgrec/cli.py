@@ -343,8 +343,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"query": args.query, "user_id": args.user, "alpha": args.alpha, "results": rows})
         return 0
-    who = f"user {args.user}" if args.user else "no user (text only)"
-    print(f"search “{args.query}” for {who}, alpha={args.alpha}:")
+    who = f"user {args.user}, alpha={args.alpha}" if args.user else "no user (text match only)"
+    print(f"search “{args.query}” for {who}:")
     for r in rows:
         print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>8.3f}  {r['title'][:80]}")
     return 0

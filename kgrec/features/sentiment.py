@@ -159,7 +159,8 @@ class TfidfSentiment:
     """Character 1–3-gram TF-IDF + class-weighted logistic regression (scikit-learn).
 
     Works for any language without a tokenizer (Chinese has no spaces between words) and needs no
-    encoder. ``C`` is chosen on the validation rows from :data:`TFIDF_C_GRID`.
+    encoder. ``C`` is chosen on the validation rows from :data:`TFIDF_C_GRID`, then the model is fitted
+    on all the labelled rows.
     """
 
     pipeline: object  # a fitted sklearn Pipeline(TfidfVectorizer, LogisticRegression)
@@ -257,9 +258,10 @@ def train_tfidf_sentiment(texts: list[str], labels: np.ndarray, seed: int = 0,
         model = fit(c, tr)
         scores[c] = macro_f1(y[val], model.predict([x[i] for i in val]))
     best_c = max(scores, key=lambda c: (scores[c], -c))
-    counts = np.bincount(y[tr], minlength=3)
-    return TfidfSentiment(fit(best_c, tr), {"val_macro_f1": scores[best_c], "C": best_c,
-                                            "label_counts": counts.tolist()})
+    counts = np.bincount(y, minlength=3)
+    # C chosen on validation; the model then learns from every labelled row (nothing else is tuned on them)
+    return TfidfSentiment(fit(best_c, np.concatenate([tr, val])), {"val_macro_f1": scores[best_c], "C": best_c,
+                                                                   "label_counts": counts.tolist()})
 
 
 def fit_sentiment(texts: list[str], labels: np.ndarray, encoder=None, method: str = "auto", seed: int = 0,

@@ -75,9 +75,16 @@ def evaluate_search(searcher: Searcher, alphas=(0.0, 0.5, 1.0), k: int = 20, lim
     items = rec.product_index(test["product_id"])
     queries = [str(names.get(leaf[p], leaf[p])) for p in test["product_id"]]
     out = {"queries": len(test), "k": k}
+    if rec.config.refit:
+        out["note"] = ("the served model was refitted on every interaction, these test ones included: the rows "
+                       "with alpha < 1 are optimistic (train with --no-refit to measure them)")
+    # the user's training items of the split (not the run's: a served refit has trained on the test items too)
+    seen = split.train_pairs.groupby("user_id")["product_id"].apply(list)
+    excl = [(r, j) for r, u in enumerate(test["user_id"]) for j in rec.product_index(seen.get(u, [])).tolist()]
+    rows = torch.tensor([r for r, _ in excl], dtype=torch.long)
+    its = torch.tensor([j for _, j in excl], dtype=torch.long)
     for alpha in alphas:
         s = searcher.scores(queries, users, alpha).clone()
-        rows, its = rec.train.gather(users)
         s[rows, its] = -float("inf")
         target = s[torch.arange(len(items)), items]
         rank = (s > target[:, None]).sum(1)
