@@ -159,6 +159,27 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from kgrec.neo4j.connection import resolve_config
+    from kgrec.neo4j.writeback import publish_run
+
+    users = None if args.users == "all" else [u.strip() for u in args.users.split(",") if u.strip()]
+    if users == []:
+        raise ValueError("--users wants 'all' or comma-separated user ids")
+    config = resolve_config(args.uri, args.user, database=args.database)
+    out = publish_run(args.run_dir, config, users=users, k=_k(args.k, most=100), replace_all=args.replace_older,
+                      batch_size=args.batch_size, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"published {out['relationships']} RECOMMENDED relationships for {out['users']} users "
+          f"(model {out['model']}, run_id {out['run_id']}) to {out['uri']} in {out['seconds']} s")
+    if out["relationships"] != out["expected"]:
+        print(f"warning: {out['expected'] - out['relationships']} recommendations were not written: their user or "
+              f"product is not in this Neo4j database (import the same export first: kgrec import)")
+    return 0
+
+
 def cmd_neo4j(args: argparse.Namespace) -> int:
     from kgrec.neo4j import server
 
@@ -459,6 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-csv", metavar="DIR", help="write neo4j-admin import CSVs to DIR instead of importing")
     p.add_argument("--json", action="store_true", help="print the import summary as JSON")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("publish", help="write a run's recommendations and their reasons to Neo4j")
+    _run_dir(p)
+    p.add_argument("--users", default="all", help="'all' (default) or comma-separated user ids")
+    p.add_argument("-k", type=int, default=10, help="recommendations per user (default 10)")
+    p.add_argument("--uri", help="bolt URI (default: NEO4J_URI, else the 'kgrec neo4j start' server)")
+    p.add_argument("--user", help="user (default: NEO4J_USER or neo4j); the password comes from NEO4J_PASSWORD")
+    p.add_argument("--database", help="database name (default neo4j)")
+    p.add_argument("--replace-older", action="store_true",
+                   help="also remove the recommendations of every other run (default: keep them)")
+    p.add_argument("--batch-size", type=int, default=500, help="users per transaction (default 500)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("features", help="encode product texts and evaluate the review-sentiment model")
     _add_source(p)

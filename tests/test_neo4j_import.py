@@ -132,7 +132,7 @@ def test_import_recovers_after_server_dies(tmp_path):
     assert partial_ok
 
 
-def test_write_recommendations_replaces_per_model(neo4j_driver):
+def test_write_recommendations_replaces_per_run(neo4j_driver):
     from kgrec.neo4j.writeback import write_recommendations
 
     cat = _tiny([{"product_id": p} for p in ("a", "b", "c")],
@@ -140,16 +140,19 @@ def test_write_recommendations_replaces_per_model(neo4j_driver):
     import_catalog(cat, neo4j_driver)
     recs = {"u1": [{"product_id": "b", "score": 0.9, "rank": 1}, {"product_id": "c", "score": 0.5, "rank": 2}]}
     assert write_recommendations(neo4j_driver, recs, model="rgcn", run_id="r1") == 2
-    write_recommendations(neo4j_driver, {"u1": [{"product_id": "c", "score": 0.7, "rank": 1}]}, model="hgt",
+    # the same run again: its relationships are replaced; another run's are added next to them
+    write_recommendations(neo4j_driver, {"u1": [{"product_id": "c", "score": 0.7, "rank": 1}]}, model="rgcn",
                           run_id="r1")
-    write_recommendations(
-        neo4j_driver, {"u1": [{"product_id": "a", "score": 0.8, "rank": 1}]}, model="rgcn", run_id="r2"
-    )
-    rows, _, _ = neo4j_driver.execute_query(
-        "MATCH (:User {user_id: 'u1'})-[r:RECOMMENDED]->(p:Product) RETURN r.model AS m, p.product_id AS p, "
-        "r.rank AS k, r.run_id AS run, r.created_at IS NOT NULL AS dated ORDER BY m"
-    )
+    write_recommendations(neo4j_driver, {"u1": [{"product_id": "a", "score": 0.8, "rank": 1}]}, model="hgt",
+                          run_id="r2")
+    query = ("MATCH (:User {user_id: 'u1'})-[r:RECOMMENDED]->(p:Product) RETURN r.model AS m, p.product_id AS p, "
+             "r.rank AS k, r.run_id AS run, r.created_at IS NOT NULL AS dated ORDER BY run")
+    rows, _, _ = neo4j_driver.execute_query(query)
     assert [(r["m"], r["p"], r["k"], r["run"], r["dated"]) for r in rows] == [
-        ("hgt", "c", 1, "r1", True),
-        ("rgcn", "a", 1, "r2", True),
+        ("rgcn", "c", 1, "r1", True),
+        ("hgt", "a", 1, "r2", True),
     ]
+    write_recommendations(neo4j_driver, {"u1": [{"product_id": "b", "score": 0.1, "rank": 1}]}, model="rgcn",
+                          run_id="r3", replace_all=True)
+    rows, _, _ = neo4j_driver.execute_query(query)
+    assert [(r["p"], r["run"]) for r in rows] == [("b", "r3")]

@@ -77,7 +77,13 @@ class Recommender:
         return self._links
 
     def reasons(self, user: int, products: list[int]) -> list[str]:
-        """One line per product: the user's training product that most supports it, and what they share.
+        """One line per product: the user's training product that most supports it, and what they share
+        (see :meth:`supports`)."""
+        return [s["text"] for s in self.supports(user, products)]
+
+    def supports(self, user: int, products: list[int]) -> list[dict]:
+        """Per product, the user's training product that most supports it and what the two share:
+        ``{"text", "product": row or None, "relation": schema relation or None, "node": (type, row) or None}``.
 
         Support is the model's own: for item-kNN and EASE the history item with the largest term of the
         score; for embedding models the history item whose product vector is closest (cosine) to the
@@ -85,10 +91,12 @@ class Recommender:
         """
         c, titles = self.ckpt, self.ckpt["titles"]
         history = self.train.of(user)
+        none = {"product": None, "relation": None, "node": None}
         if "popularity" in c:
-            return [f"popular: chosen by {int(c['popularity'][p])} shoppers in training" for p in products]
+            return [{"text": f"popular: chosen by {int(c['popularity'][p])} shoppers in training", **none}
+                    for p in products]
         if history.numel() == 0:
-            return ["no training history: ranked by the model's product prior" for _ in products]
+            return [{"text": "no training history: ranked by the model's product prior", **none} for _ in products]
         if "item_emb" in c:
             emb = torch.nn.functional.normalize(c["item_emb"][:, :-1], dim=1)
             support = emb[history] @ emb[products].T  # [H, P]
@@ -100,10 +108,12 @@ class Recommender:
         out = []
         for p, b in zip(products, best):
             j = int(history[b])
+            row = {"product": j, "relation": None, "node": None}
             shared = ""
             for rel, node_type in kinds.items():
                 common = links.get(rel, {}).get(j, set()) & links.get(rel, {}).get(p, set())
                 if common:
+                    row.update(relation=rel, node=(node_type, min(common)))
                     shared = f" (same {node_type}: {self.run.node_name(node_type, min(common))})"
                     break
             if not shared:
@@ -111,7 +121,7 @@ class Recommender:
                 shared = (f" ({both} other shopper{'s' if both > 1 else ''} chose both)" if both
                           else " (close to it in the model's embedding space)")
             label = f"“{titles[j][:50]}”" if titles[j] else self.product_ids[j]
-            out.append(f"because you chose {label}{shared}")
+            out.append({"text": f"because you chose {label}{shared}", **row})
         return out
 
     def _buyers(self, item: int) -> set[int]:
