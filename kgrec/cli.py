@@ -159,6 +159,22 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trending(args: argparse.Namespace) -> int:
+    from kgrec.serve.run import load_run
+    from kgrec.serve.trending import Trending
+
+    trend = Trending(load_run(args.run_dir))
+    rows = trend.top(_k(args.k, most=1000), args.category)
+    if args.json:
+        _print_json({"category": args.category, "half_life_days": trend.half_life, "products": rows})
+        return 0
+    where = f" in {args.category}" if args.category else ""
+    print(f"trending{where} (half-life {trend.half_life:g} days):")
+    for r in rows:
+        print(f"{r['rank']:>3}. {r['product_id']:<14} {r['score']:>9.2f}  {r['title'][:80]}")
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from kgrec.neo4j.connection import resolve_config
     from kgrec.neo4j.writeback import publish_run
@@ -480,6 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-csv", metavar="DIR", help="write neo4j-admin import CSVs to DIR instead of importing")
     p.add_argument("--json", action="store_true", help="print the import summary as JSON")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("trending", help="the products trending now (time-decayed popularity), by category")
+    _run_dir(p)
+    p.add_argument("--category", help="a category id or name (its subcategories included)")
+    p.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_trending)
 
     p = sub.add_parser("publish", help="write a run's recommendations and their reasons to Neo4j")
     _run_dir(p)

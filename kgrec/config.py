@@ -12,10 +12,10 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 # ---------------------------------------------------------------------------- names
-MODEL_NAMES = ("rgcn", "hgt", "lightgcn", "ease", "itemknn", "popularity")  # the registry in kgrec.models
+MODEL_NAMES = ("rgcn", "hgt", "lightgcn", "ease", "itemknn", "popularity", "trending")  # the registry in kgrec.models
 GNN_MODELS = ("rgcn", "hgt")
 TRAINED_MODELS = ("rgcn", "hgt", "lightgcn")  # learned by gradient descent; the rest are closed-form
-BASELINES = ("popularity", "itemknn", "ease", "lightgcn")
+BASELINES = ("popularity", "trending", "itemknn", "ease", "lightgcn")
 SPLITS = ("loo", "random", "time", "val-only")
 FORMATS = ("amazon", "generic", "demo")
 DEVICES = ("auto", "cpu", "cuda")

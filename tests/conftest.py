@@ -128,7 +128,7 @@ def demo_run(tmp_path_factory, small_demo):
 
     out = tmp_path_factory.mktemp("demo-run")
     cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(out),
-                      baselines=(), optim=OptimConfig(epochs=5, batch_size=512, negatives=16, patience=5))
+                      baselines=("trending",), optim=OptimConfig(epochs=5, batch_size=512, negatives=16, patience=5))
     run_training(cfg, small_demo)
     return out
 

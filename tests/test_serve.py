@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -44,9 +45,17 @@ def test_endpoints_answer_like_the_cli(api, demo_run):
     status, body = post(api, "/search", {"query": "camera", "user_id": user, "k": 4})
     assert status == 200
     validate("search", body)
+    from kgrec.serve.run import load_run
+    from kgrec.serve.trending import Trending
+
+    trend = Trending(load_run(demo_run))
+    category = rec.run.catalog().categories["category_id"].iloc[0]
+    with urllib.request.urlopen(api + "/trending?k=3&category=" + urllib.parse.quote(category)) as r:
+        body = json.loads(r.read())
+    assert [p["product_id"] for p in body["products"]] == [p["product_id"] for p in trend.top(3, category)]
     with urllib.request.urlopen(api + "/openapi.json") as r:
         spec = json.loads(r.read())
-    assert {"/recommend", "/score", "/explain", "/search", "/health"} <= set(spec["paths"])
+    assert {"/recommend", "/score", "/explain", "/search", "/health", "/trending"} <= set(spec["paths"])
 
 
 @pytest.mark.parametrize("path,body,status,needle", [

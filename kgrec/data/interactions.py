@@ -15,6 +15,16 @@ class UserItems:
         counts = torch.bincount(self.users, minlength=n_users)
         self.crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
 
+    def align(self, users: Tensor, items: Tensor, values: Tensor) -> Tensor:
+        """``values [E]`` given per ``(users, items)`` pair → ``[len(self)]`` in this index's pair order (the
+        largest value of a merged duplicate; NaN where a pair has none)."""
+        key = users.long() * self.n_items + items.long()
+        pos = torch.searchsorted(self.users * self.n_items + self.items, key)
+        v = values.double()
+        out = torch.full((len(self),), -float("inf"), dtype=torch.float64)
+        out.scatter_reduce_(0, pos, torch.where(torch.isnan(v), -float("inf"), v), reduce="amax")
+        return torch.where(torch.isinf(out) & (out < 0), float("nan"), out)
+
     def __len__(self) -> int:
         return self.items.numel()
 

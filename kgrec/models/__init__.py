@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from torch_geometric.data import HeteroData
 
-from kgrec.models.baselines import EASE, ItemKNN, LightGCNModel, Popularity
+from kgrec.models.baselines import EASE, ItemKNN, LightGCNModel, Popularity, Trending
 from kgrec.models.gnn import GNNRecommender, HGTEncoder, RGCNEncoder
 
 
@@ -47,6 +47,10 @@ def build_popularity(data: HeteroData, **_: object) -> Popularity:
     return Popularity(data["user"].num_nodes, data["product"].num_nodes)
 
 
+def build_trending(data: HeteroData, **_: object) -> Trending:
+    return Trending(data["user"].num_nodes, data["product"].num_nodes)
+
+
 MODELS: dict[str, Callable[..., object]] = {
     "rgcn": build_rgcn,
     "hgt": build_hgt,
@@ -54,6 +58,7 @@ MODELS: dict[str, Callable[..., object]] = {
     "ease": build_ease,
     "itemknn": build_itemknn,
     "popularity": build_popularity,
+    "trending": build_trending,
 }
 
 

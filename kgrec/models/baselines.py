@@ -1,4 +1,5 @@
-"""Baselines trained in the same run as the GNNs: popularity, item-kNN (cosine) and PyG's LightGCN."""
+"""Baselines trained in the same run as the GNNs: popularity, trending (time-decayed popularity), item-kNN
+(cosine), EASE^R and PyG's LightGCN with its paper's recipe."""
 from __future__ import annotations
 
 import torch
@@ -11,13 +12,13 @@ from kgrec.data.interactions import UserItems
 class Popularity:
     """Score = number of training interactions of the product.
 
-    Closed-form models share one contract: ``fit(history, val=None)`` (a model with a setting to choose
-    picks it on ``val``) and ``score_users(users [B]) -> [B, I]``."""
+    Closed-form models share one contract: ``fit(history, val=None, times=None)`` (a model with a setting
+    to choose picks it on ``val``; ``times`` are the pairs' timestamps) and ``score_users(users [B]) -> [B, I]``."""
 
     def __init__(self, n_users: int, n_items: int):
         self.counts = torch.zeros(n_items)
 
-    def fit(self, history: UserItems, val: UserItems | None = None) -> Popularity:
+    def fit(self, history: UserItems, val: UserItems | None = None, times: Tensor | None = None) -> Popularity:
         self.counts = torch.bincount(history.items, minlength=self.counts.numel()).float()
         return self
 
@@ -28,6 +29,59 @@ class Popularity:
     def export(self) -> dict[str, Tensor]:
         """The tensors a run folder serves this model from (kgrec.serve.run.PopularityScores)."""
         return {"popularity": self.counts}
+
+
+class Trending:
+    """Time-decayed popularity: ``score(i) = Σ_{training interactions of i} 0.5 ** (age / half_life)``,
+    ages in days before the latest training interaction. The half-life is chosen on validation NDCG@10
+    from :attr:`HALF_LIVES` (``inf`` is plain popularity). Interactions without a timestamp count as
+    the oldest ones."""
+
+    HALF_LIVES = (1.0, 7.0, 30.0, 90.0, 365.0, float("inf"))
+
+    def __init__(self, n_users: int, n_items: int, half_life: float | None = None):
+        self.n_items = n_items
+        self.half_life = half_life
+        self.counts = torch.zeros(n_items)
+        self.selection: list[dict] = []
+
+    def _scores(self, items: Tensor, age_days: Tensor, half_life: float) -> Tensor:
+        w = torch.ones_like(age_days) if half_life == float("inf") else torch.pow(0.5, age_days / half_life)
+        return torch.bincount(items, weights=w, minlength=self.n_items).float()
+
+    def fit(self, history: UserItems, val: UserItems | None = None, times: Tensor | None = None) -> Trending:
+        """``times [len(history)]``: epoch seconds of ``history``'s pairs in its order (``UserItems.align``;
+        NaN where unknown; None: no decay)."""
+        from kgrec.train.evaluate import evaluate_ranking
+
+        if times is None or not bool(torch.isfinite(times).any()):
+            age = torch.zeros(len(history.items), dtype=torch.float64)
+        else:
+            t = times.to(torch.float64)
+            known = torch.isfinite(t)
+            oldest = t[known].min()
+            age = (t[known].max() - torch.where(known, t, oldest)) / 86_400.0
+        if self.half_life is not None or val is None or len(val) == 0:
+            self.half_life = self.half_life or float("inf")
+            self.counts = self._scores(history.items, age, self.half_life)
+            return self
+        best = -1.0
+        self.selection = []
+        for h in self.HALF_LIVES:
+            self.counts = self._scores(history.items, age, h)
+            ndcg = evaluate_ranking(self.score_users, val, [history]).get("ndcg@10", 0.0)
+            self.selection.append({"half_life_days": h, "val_ndcg@10": ndcg})
+            if ndcg > best:
+                best, self.half_life = ndcg, h
+        self.counts = self._scores(history.items, age, self.half_life)
+        return self
+
+    def score_users(self, users: Tensor) -> Tensor:
+        return self.counts.unsqueeze(0).expand(users.numel(), -1)
+
+    def export(self) -> dict[str, Tensor]:
+        """Served like popularity (kgrec.serve.run.PopularityScores), with its half-life."""
+        return {"popularity": self.counts, "half_life_days": torch.tensor(float(self.half_life))}
 
 
 class ItemKNN:
@@ -41,7 +95,7 @@ class ItemKNN:
         self.n_users, self.n_items = n_users, n_items
         self.neighbours, self.dense_max = neighbours, dense_max
 
-    def fit(self, history: UserItems, val: UserItems | None = None) -> ItemKNN:
+    def fit(self, history: UserItems, val: UserItems | None = None, times: Tensor | None = None) -> ItemKNN:
         self.history = history
         x = history.sparse()  # [U, I] 0/1
         norms = torch.bincount(x.indices()[1], minlength=self.n_items).float().sqrt().clamp(min=1)
@@ -123,7 +177,8 @@ class EASE:
         b.fill_diagonal_(0.0)
         return b.float()
 
-    def fit(self, history: UserItems, val: UserItems | None = None, exclude: list[UserItems] | None = None) -> EASE:
+    def fit(self, history: UserItems, val: UserItems | None = None, times: Tensor | None = None,
+            exclude: list[UserItems] | None = None) -> EASE:
         """Fit on ``history``; without a fixed λ, pick it on ``val`` (``exclude``: items not to rank)."""
         from kgrec.train.evaluate import evaluate_ranking
 

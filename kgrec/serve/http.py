@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
@@ -128,6 +128,10 @@ class Snapshot:
                     from kgrec.serve.explain import Explainer
 
                     self._parts[name] = Explainer.load(self.rec.run_dir, self.rec)
+                elif name == "trending":
+                    from kgrec.serve.trending import Trending
+
+                    self._parts[name] = Trending(self.rec.run)
                 elif name == "coldstart":
                     from kgrec.serve.coldstart import ColdStart
 
@@ -256,6 +260,11 @@ def create_app(run_dir: str | Path) -> FastAPI:
     def search(req: SearchRequest) -> dict:
         rows = state["snap"].part("searcher").search(req.query, req.user_id, k=req.k, alpha=req.alpha)
         return {"query": req.query, "user_id": req.user_id, "alpha": req.alpha, "results": rows}
+
+    @app.get("/trending")
+    def trending(category: str | None = None, k: int = Query(10, ge=1, le=MAX_K)) -> dict:
+        trend = state["snap"].part("trending")
+        return {"category": category, "half_life_days": trend.half_life, "products": trend.top(k, category)}
 
     @app.post("/admin/reload")
     def reload(request: Request) -> dict:

@@ -92,6 +92,10 @@ class Recommender:
         c, titles = self.ckpt, self.ckpt["titles"]
         history = self.train.of(user)
         none = {"product": None, "relation": None, "node": None}
+        if "half_life_days" in c:
+            h = float(c["half_life_days"])
+            return [{"text": f"trending: {float(c['popularity'][p]):.1f} recent choices "
+                             f"(each counted half after {h:g} days)", **none} for p in products]
         if "popularity" in c:
             return [{"text": f"popular: chosen by {int(c['popularity'][p])} shoppers in training", **none}
                     for p in products]

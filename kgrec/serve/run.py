@@ -493,6 +493,10 @@ def validate(ckpt: dict, graph: dict, where: Path | str = "run") -> None:
         tensor(ckpt["item_item"], "item_item", (n_i, n_i), torch.float32)
     elif "popularity" in ckpt:
         tensor(ckpt["popularity"], "popularity", (n_i,), torch.float32)
+        if "half_life_days" in ckpt:  # trending: a positive number of days, or inf (no decay)
+            h = ckpt["half_life_days"]
+            if not isinstance(h, Tensor) or h.dim() != 0 or not bool(h > 0):
+                fail("half_life_days is not a positive number")
     else:
         fail("no scoring tensors (user_emb/item_emb, item_item or popularity)")
     for key, value in (ckpt.get("state_dict") or {}).items():

@@ -60,6 +60,7 @@ class Prepared:
     id_maps: object
     train_users: torch.Tensor
     train_items: torch.Tensor
+    train_times: torch.Tensor  # [len(train_index)] epoch seconds of train_index's pairs (NaN where unknown)
     train_index: UserItems
     val_index: UserItems
     test_index: UserItems
@@ -105,6 +106,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
         id_maps,
         tu,
         ti,
+        UserItems(tu, ti, nu, ni).align(tu, ti, torch.from_numpy(split.train_pairs["timestamp"].astype("float64")
+                                                                 .to_numpy())),
         UserItems(tu, ti, nu, ni),
         UserItems(*idx(split.val_pairs), nu, ni),
         UserItems(*idx(split.test_pairs), nu, ni),
@@ -208,10 +211,14 @@ def _fit_once(
     else:
         if selected is not None and "lambda" in selected:
             model.lam = selected["lambda"]
-        model.fit(prep.train_index, prep.val_index if selected is None else None)
+        if selected is not None and "half_life_days" in selected:
+            model.half_life = selected["half_life_days"]
+        model.fit(prep.train_index, prep.val_index if selected is None else None, times=prep.train_times)
         info = {"epochs": 0}
         if getattr(model, "lam", None) is not None:
             info.update({"lambda": model.lam, "selection": model.selection})
+        if getattr(model, "half_life", None) is not None:
+            info.update({"half_life_days": model.half_life, "selection": model.selection})
     info["train_seconds"] = time.perf_counter() - t0
     return model, info, embed_inputs
 
@@ -378,7 +385,7 @@ def _train(
             "train_seconds": info["train_seconds"],
             "curve": info.get("curve", []),
         }
-        for key in ("best_epoch", "lambda", "selection", "temperature", "search"):
+        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search"):
             if key in info:
                 results[name][key] = info[key]
         _log(
