@@ -444,6 +444,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         quiet=args.quiet or args.json,
         in_place=args.in_place,
+        events=args.events,
     )
     if args.json:
         _print_json(metrics)
@@ -618,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", help="kgrec_mapping.json for generic exports")
     p.add_argument("--out", help="write the refreshed run here (default: a new folder RUN_DIR-refresh-TIME beside it)")
     p.add_argument("--in-place", action="store_true", help="replace RUN_DIR itself (atomically) instead")
+    p.add_argument("--events", action="store_true",
+                   help="also train on the events 'kgrec serve' logged for RUN_DIR (RUN_DIR.state/events.jsonl)")
     p.add_argument(
         "--epochs",
         type=int,

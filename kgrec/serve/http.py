@@ -7,6 +7,8 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 - ``POST /score``: scores of users × products;
 - ``POST /explain``: the served score's terms and model-ranked knowledge-graph paths with Cypher (GNN runs);
 - ``POST /search``: semantic search blended with the user's preferences;
+- ``POST /events``: a shopper's new interaction, logged durably and applied at once (kgrec.serve.events);
+- ``GET  /trending``: time-decayed popular products, by category;
 - ``POST /admin/reload``: read the run folder again and switch to it atomically (loopback clients only).
 
 The server holds one immutable :class:`Snapshot` of the run (checkpoint, graph and catalog, all read at
@@ -101,6 +103,14 @@ class SearchHit(BaseModel):
     score: float
 
 
+class EventRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=200)
+    product_id: str = Field(min_length=1, max_length=200)
+    kind: str = "purchase"
+    timestamp: float | None = None
+    rating: float | None = Field(None, ge=0, le=5)
+
+
 class SearchResponse(BaseModel):
     query: str
     user_id: str | None
@@ -120,6 +130,9 @@ class Snapshot:
         # read the run's catalog copy now, with the checkpoint and graph: the parts built later come from
         # memory only, so a run folder replaced on disk (refresh --in-place) never mixes into this snapshot
         self.rec.run.catalog()
+        from kgrec.serve.events import LiveHistory
+
+        self.live = LiveHistory(self.rec, self.rec.run_dir)  # replays the event log into the histories
 
     def part(self, name: str):
         with self._lock:  # held only while a part is built, once per snapshot
@@ -233,9 +246,15 @@ def create_app(run_dir: str | Path) -> FastAPI:
             rows = snap.part("coldstart").recommend_new_user(req.product_ids, k=req.k)
             for r in rows:
                 r["reason"] = "for a new shopper, from the products they picked"
+        elif req.user_id not in snap.rec.run.index("user") and req.user_id in snap.live.new_users:
+            rows = snap.live.recommend_new_user(req.user_id, req.k, snap.part("coldstart"))
         else:
             rows = snap.rec.recommend(req.user_id, k=req.k, exclude_seen=req.exclude_seen)
         return {"user_id": req.user_id, "model": snap.rec.served_name, "recommendations": rows}
+
+    @app.post("/events")
+    def events(req: EventRequest) -> dict:
+        return state["snap"].live.add(req.model_dump())
 
     @app.post("/score", response_model=ScoreResponse)
     def score(req: ScoreRequest) -> dict:

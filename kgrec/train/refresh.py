@@ -13,9 +13,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from kgrec.config import GNN_MODELS, REFRESH_EPOCHS, REFRESH_PATIENCE, TrainConfig
+from kgrec.data.catalog import Catalog
 from kgrec.errors import RunError
 from kgrec.serve.recommend import Recommender
 
@@ -75,12 +77,13 @@ def refresh_config(rec: Recommender, data: str, out: str | Path, epochs: int = R
 
 def refresh_run(run_dir: str | Path, data: str, out: str | Path | None = None, epochs: int = REFRESH_EPOCHS,
                 patience: int = REFRESH_PATIENCE, format: str | None = None, mapping: str | None = None,
-                quiet: bool = False, catalog=None, in_place: bool = False) -> dict:
+                quiet: bool = False, catalog=None, in_place: bool = False, events: bool = False) -> dict:
     """Refresh ``run_dir`` with the export ``data`` (the whole current export: old and new rows).
 
     Writes a new run folder (``out``; default :func:`default_out`, or ``run_dir`` itself with
     ``in_place``, replaced atomically) and returns its metrics, with a ``refresh`` entry: new
-    users/products/interactions and what the warm start copied.
+    users/products/interactions and what the warm start copied. ``events``: the interactions ``kgrec serve``
+    logged for ``run_dir`` (:mod:`kgrec.serve.events`) join the export's.
     """
     from kgrec.train.pipeline import run_training
 
@@ -88,6 +91,23 @@ def refresh_run(run_dir: str | Path, data: str, out: str | Path | None = None, e
     if out is None:
         out = run_dir if in_place else default_out(run_dir)
     cfg = refresh_config(old, data, out, epochs, patience, format, mapping, quiet)
+    folded = 0
+    if events:
+        from kgrec.serve.events import events_frame
+
+        logged = events_frame(run_dir)
+        if logged.empty:
+            raise RunError(f"{run_dir}: no logged events to fold in (nothing in {run_dir}.state/events.jsonl)")
+        from kgrec.train.pipeline import load_source
+
+        catalog = catalog if catalog is not None else load_source(cfg)
+        tables = dict(catalog.tables)
+        tables["interactions"] = pd.concat([catalog.interactions, logged], ignore_index=True)
+        tables["users"] = pd.concat([catalog.users, pd.DataFrame({"user_id": sorted(
+            set(logged["user_id"]) - set(catalog.users["user_id"]))})], ignore_index=True)
+        catalog = Catalog.from_tables(tables, catalog.report, source=f"{catalog.source} + {len(logged)} logged events",
+                                      synthetic=catalog.synthetic)
+        folded = len(logged)
     old_state = old.ckpt["state_dict"]
     old_ids = old.ckpt["id_maps"]
     old_seen = int(old.ckpt["seen_users"].numel())
@@ -101,6 +121,6 @@ def refresh_run(run_dir: str | Path, data: str, out: str | Path | None = None, e
     def annotate(metrics: dict) -> None:
         metrics["refresh"] = {"from": str(run_dir), "out": str(out), "new_users": holder["new"]["user"],
                               "new_products": holder["new"]["product"], "interactions": holder["interactions"],
-                              "old_run_pairs": old_seen, "warm_start": holder["warm"]}
+                              "old_run_pairs": old_seen, "warm_start": holder["warm"], "events": folded}
 
     return run_training(cfg, catalog, init=init, annotate=annotate)
