@@ -62,6 +62,7 @@ def _steps(profile: str) -> list[Step]:
                                       *res("explain_faithfulness")), needs="magazine"),
         Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
         Step("trending", ("trending.py", "--datasets", "demo,magazine", *res("trending")), needs="magazine"),
+        Step("events", ("events.py", "--requests", "3000", "--threads", "4", *res("events"))),
         Step("soak", ("soak.py", "--seconds", "600", "--threads", "8", *res("soak"))),
         Step("multilingual", ("multilingual.py", "--reviews", "5500", "--scale", "0.5", *res("multilingual")),
              needs="zh"),

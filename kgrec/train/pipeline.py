@@ -106,8 +106,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
         id_maps,
         tu,
         ti,
-        UserItems(tu, ti, nu, ni).align(tu, ti, torch.from_numpy(split.train_pairs["timestamp"].astype("float64")
-                                                                 .to_numpy())),
+        UserItems(tu, ti, nu, ni).align(tu, ti, torch.tensor(split.train_pairs["timestamp"].astype("float64")
+                                                              .to_numpy())),
         UserItems(tu, ti, nu, ni),
         UserItems(*idx(split.val_pairs), nu, ni),
         UserItems(*idx(split.test_pairs), nu, ni),
