@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="comma-separated variant names")
+    ap.add_argument("--baselines", default="ease,lightgcn", help="reference rows on the same split ('' for none)")
     ap.add_argument("--out", help="JSON to write (default benchmarks/results/gnn_variants_<data>.json)")
     args = ap.parse_args()
     base = TrainConfig(data=args.data, seed=args.seed, quiet=True, out="/tmp/kgrec-variants", baselines=(),
@@ -77,8 +78,9 @@ def main() -> None:
     for name in (args.only.split(",") if args.only else chosen):
         what, cfg = chosen[name]
         rows.append({"variant": name, "what": what, **measure(name, cfg)})
-    for name, what in (("ease", "EASE^R, λ on validation"), ("lightgcn", "LightGCN, its paper's recipe")):
-        rows.append({"variant": name, "what": what, **measure(name, base)})
+    references = {"ease": "EASE^R, λ on validation", "lightgcn": "LightGCN, its paper's recipe"}
+    for name in filter(None, args.baselines.split(",")):
+        rows.append({"variant": name, "what": references[name], **measure(name, base)})
     headers = list(rows[0])
     label = Path(args.data).name
     out = args.out or str(Path(__file__).parent / "results" / f"gnn_variants_{label}.json")

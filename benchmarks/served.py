@@ -44,7 +44,7 @@ DATASETS = {
 RUNS = {
     "rgcn+paths": {"model": "rgcn"},
     "rgcn": {"model": "rgcn", "paths": False},
-    "rgcn+paths, no refit": {"model": "rgcn", "refit": False},
+    "rgcn+paths (no refit)": {"model": "rgcn", "refit": False},
     "ease": {"model": "ease"},
     "itemknn": {"model": "itemknn"},
     "lightgcn": {"model": "lightgcn"},
@@ -105,7 +105,7 @@ def main() -> None:
                     baselines=(),
                     seed=seed,
                     quiet=True,
-                    out=f"{args.dirs}/{ds}/{label.replace(' ', '').replace(',', '-')}/{seed}",
+                    out=f"{args.dirs}/{ds}/{label.replace(' ', '').replace('(', '-').replace(')', '')}/{seed}",
                     **RUNS[label],
                 )
                 t0 = time.perf_counter()
