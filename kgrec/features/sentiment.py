@@ -230,6 +230,7 @@ def _tfidf_kwargs() -> dict:
 
 
 TFIDF_C_GRID = (0.3, 1.0, 3.0, 10.0)
+TFIDF_MAX_TRAIN = 100_000  # reviews the TF-IDF model learns from at most (a seeded sample beyond that)
 
 
 def train_tfidf_sentiment(texts: list[str], labels: np.ndarray, seed: int = 0,
@@ -246,6 +247,8 @@ def train_tfidf_sentiment(texts: list[str], labels: np.ndarray, seed: int = 0,
     if len(y) < 10 or len(np.unique(y)) < 2:
         raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
     tr, val = split if split is not None else validation_split(len(y), seed)
+    # bounded time on large exports: the split is already shuffled, so its first rows are a random sample
+    tr, val = tr[:TFIDF_MAX_TRAIN], val[:TFIDF_MAX_TRAIN // 5]
 
     def fit(c: float, rows: np.ndarray):
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in TFIDF_PARAMS.items()}
