@@ -8,9 +8,9 @@ table, writes JSON. This is also the prepared GPU script:
 
 Each size's graph is built once (text features off: this measures message passing and the optimiser,
 not the encoder). Each row runs one warm-up step, then times one full epoch of the kgrec trainer
-(batch ``--batch-size`` training edges, 64 negatives each). Peak memory is per row: CUDA's peak
-allocated bytes, or on CPU the process's peak resident set (VmHWM), reset before the row, so the
-graph itself is included.
+(batch ``--batch-size`` training edges, 8,192 uniform negatives shared by the batch, the default).
+Peak memory is per row: CUDA's peak allocated bytes, or on CPU the process's peak resident set
+(VmHWM), reset before the row, so the graph itself is included.
 """
 
 from __future__ import annotations
@@ -190,8 +190,9 @@ def main() -> None:
         args.out,
         rows,
         "Training speed",
-        f"Demo catalogs, text features off, batch {args.batch_size:,} training edges with 64 negatives each; one "
-        "warm-up step, then one timed epoch. Full-graph rows run message passing over the whole graph at every "
+        f"Demo catalogs, text features off, batch {args.batch_size:,} training edges with 8,192 uniform negatives "
+        "shared by the batch (the default); one warm-up step, then one timed epoch. Full-graph rows run message "
+        "passing over the whole graph at every "
         'step; "sampled" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the '
         "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
         + markdown_table(["interactions", "graph edges", "model", "device", "s/epoch", "steps", "peak memory"], table),
