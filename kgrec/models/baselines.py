@@ -31,57 +31,58 @@ class Popularity:
         return {"popularity": self.counts}
 
 
-class Trending:
-    """Time-decayed popularity: ``score(i) = Σ_{training interactions of i} 0.5 ** (age / half_life)``,
-    ages in days before the latest training interaction. The half-life is chosen on validation NDCG@10
-    from :attr:`HALF_LIVES` (``inf`` is plain popularity). Interactions without a timestamp count as
-    the oldest ones."""
+def decayed_weights(times: Tensor | None, half_life: float) -> Tensor | None:
+    """``times [E]`` epoch seconds (NaN where unknown) → weights ``0.5 ** (age / half_life)`` ``[E]``, ages
+    in days before the latest known time; unknown times count as the oldest. ``None`` (no times, or
+    ``half_life`` inf) means every interaction weighs 1."""
+    if times is None or half_life == float("inf"):
+        return None
+    t = times.to(torch.float64)
+    known = torch.isfinite(t)
+    if not bool(known.any()):
+        return None
+    age = (t[known].max() - torch.where(known, t, t[known].min())) / 86_400.0
+    return torch.pow(0.5, age / half_life)
+
+
+class Trending(Popularity):
+    """Time-decayed popularity: ``score(i) = Σ_{training interactions of i} 0.5 ** (age / half_life)``
+    (:func:`decayed_weights`). The half-life is chosen on validation NDCG@10 from :attr:`HALF_LIVES`
+    (``inf`` is plain popularity)."""
 
     HALF_LIVES = (1.0, 7.0, 30.0, 90.0, 365.0, float("inf"))
 
     def __init__(self, n_users: int, n_items: int, half_life: float | None = None):
-        self.n_items = n_items
+        super().__init__(n_users, n_items)
         self.half_life = half_life
-        self.counts = torch.zeros(n_items)
         self.selection: list[dict] = []
 
-    def _scores(self, items: Tensor, age_days: Tensor, half_life: float) -> Tensor:
-        w = torch.ones_like(age_days) if half_life == float("inf") else torch.pow(0.5, age_days / half_life)
-        return torch.bincount(items, weights=w, minlength=self.n_items).float()
+    def _count(self, items: Tensor, times: Tensor | None, half_life: float) -> Tensor:
+        w = decayed_weights(times, half_life)
+        return torch.bincount(items, weights=w, minlength=self.counts.numel()).float()
 
     def fit(self, history: UserItems, val: UserItems | None = None, times: Tensor | None = None) -> Trending:
         """``times [len(history)]``: epoch seconds of ``history``'s pairs in its order (``UserItems.align``;
         NaN where unknown; None: no decay)."""
         from kgrec.train.evaluate import evaluate_ranking
 
-        if times is None or not bool(torch.isfinite(times).any()):
-            age = torch.zeros(len(history.items), dtype=torch.float64)
-        else:
-            t = times.to(torch.float64)
-            known = torch.isfinite(t)
-            oldest = t[known].min()
-            age = (t[known].max() - torch.where(known, t, oldest)) / 86_400.0
         if self.half_life is not None or val is None or len(val) == 0:
             self.half_life = self.half_life or float("inf")
-            self.counts = self._scores(history.items, age, self.half_life)
-            return self
-        best = -1.0
-        self.selection = []
-        for h in self.HALF_LIVES:
-            self.counts = self._scores(history.items, age, h)
-            ndcg = evaluate_ranking(self.score_users, val, [history]).get("ndcg@10", 0.0)
-            self.selection.append({"half_life_days": h, "val_ndcg@10": ndcg})
-            if ndcg > best:
-                best, self.half_life = ndcg, h
-        self.counts = self._scores(history.items, age, self.half_life)
+        else:
+            best = -1.0
+            self.selection = []
+            for h in self.HALF_LIVES:
+                self.counts = self._count(history.items, times, h)
+                ndcg = evaluate_ranking(self.score_users, val, [history]).get("ndcg@10", 0.0)
+                self.selection.append({"half_life_days": h, "val_ndcg@10": ndcg})
+                if ndcg > best:
+                    best, self.half_life = ndcg, h
+        self.counts = self._count(history.items, times, self.half_life)
         return self
-
-    def score_users(self, users: Tensor) -> Tensor:
-        return self.counts.unsqueeze(0).expand(users.numel(), -1)
 
     def export(self) -> dict[str, Tensor]:
         """Served like popularity (kgrec.serve.run.PopularityScores), with its half-life."""
-        return {"popularity": self.counts, "half_life_days": torch.tensor(float(self.half_life))}
+        return {**super().export(), "half_life_days": torch.tensor(float(self.half_life))}
 
 
 class ItemKNN:

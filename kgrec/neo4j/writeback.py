@@ -82,7 +82,7 @@ def publish_run(run_dir: str | Path, config, users: list[str] | None = None, k: 
         iterator = tqdm(iterator, total=len(users), desc="ranking", unit="user", disable=None)
     for user_id, u in iterator:
         rows = rec.recommend(user_id, k=k, reasons=False)
-        supports = rec.supports(u, [int(rec.product_index([r["product_id"]])[0]) for r in rows])
+        supports = rec.supports(u, rec.product_index([r["product_id"] for r in rows]).tolist())
         for row, sup in zip(rows, supports):
             row["reason"] = sup["text"]
             if sup["product"] is not None:

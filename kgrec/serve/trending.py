@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from kgrec.errors import KgrecError, UnknownIdError
+from kgrec.models.baselines import decayed_weights
 
 
 class Trending:
@@ -22,11 +24,9 @@ class Trending:
         self.half_life = float("inf") if half_life is None else float(half_life)  # JSON null is "no decay"
         self.catalog = run.catalog()
         inter = self.catalog.interactions
-        t = inter["timestamp"].astype("float64").to_numpy()
-        known = np.isfinite(t)
-        age = np.zeros(len(t)) if not known.any() else \
-            (t[known].max() - np.where(known, t, t[known].min())) / 86_400.0
-        weight = np.ones_like(age) if self.half_life == float("inf") else 0.5 ** (age / self.half_life)
+        times = torch.tensor(inter["timestamp"].astype("float64").to_numpy())
+        weight = decayed_weights(times, self.half_life)  # the same decay the baseline was chosen with
+        weight = np.ones(len(inter)) if weight is None else weight.numpy()
         self.scores = pd.Series(weight, index=inter["product_id"]).groupby(level=0).sum()
         self.titles = self.catalog.products.set_index("product_id")["title"]
 
