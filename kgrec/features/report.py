@@ -10,13 +10,12 @@ from kgrec.data.catalog import Catalog
 from kgrec.features.build import product_texts
 from kgrec.features.sentiment import (
     LABELS,
+    choose_method,
+    fit_methods,
     lexicon_labels,
     macro_f1,
     review_labels,
     spearman,
-    train_sentiment,
-    train_tfidf_sentiment,
-    validation_split,
 )
 from kgrec.features.text import TextEncoder, choose_encoder
 
@@ -72,40 +71,24 @@ def sentiment_report(texts: list[str], labels: np.ndarray, encoder: TextEncoder 
     test, train = perm[:n_test], perm[n_test:]
     y, y_train = labels[test], labels[train]
     train_texts, test_texts = [texts[i] for i in train], [texts[i] for i in test]
-    split = validation_split(len(train), seed)
 
     def scores(pred: np.ndarray) -> dict:
         return {"accuracy": float((pred == y).mean()), "macro_f1": macro_f1(y, pred)}
 
-    rows: dict[str, dict] = {}
-    models: dict[str, object] = {}
-    probas: dict[str, np.ndarray] = {}
-    if encoder is not None:
-        emb_train, emb_test = encoder(train_texts), encoder(test_texts)
-        head = train_sentiment(emb_train, y_train, seed=seed, split=split)
-        probas["head"] = head.proba(emb_test)
-        rows["head"] = {"model": f"linear head on the frozen {encoder.model_name} encoder, class-weighted",
-                        "val_macro_f1": head.metrics["val_macro_f1"]}
-        models["head"] = head
-    tfidf = train_tfidf_sentiment(train_texts, y_train, seed=seed, split=split)
-    probas["tfidf"] = tfidf.proba(test_texts)
-    rows["tfidf"] = {"model": f"character 1-3-gram TF-IDF + logistic regression (C={tfidf.metrics['C']}), "
-                              f"class-weighted", "val_macro_f1": tfidf.metrics["val_macro_f1"]}
-    models["tfidf"] = tfidf
-    if method in ("lora", "full"):
-        from kgrec.features.sentiment_finetune import finetune_sentiment
-
-        if encoder is None or not encoder.is_transformers:
-            raise ValueError(f"--sentiment {method} fine-tunes a transformers encoder; use head or tfidf")
-        tuned = finetune_sentiment(train_texts, y_train, base=encoder.model_name, method=method, init=models["head"],
-                                   epochs=epochs, seed=seed, progress=progress)
-        probas[method] = tuned.proba(test_texts)
-        rows[method] = {"model": f"{method} fine-tuning of the encoder + linear head, class-weighted, warm-started "
-                                 f"from the frozen head", "val_macro_f1": tuned.card["val_macro_f1"]}
-        models[method] = tuned
-    for name, proba in probas.items():
-        rows[name].update(scores(proba.argmax(1)))
-    chosen = max(rows, key=lambda m: rows[m]["val_macro_f1"]) if method == "auto" else method
+    methods = (("head",) if encoder is not None else ()) + ("tfidf",) + ((method,) if method in ("lora", "full")
+                                                                        else ())
+    fitted = fit_methods(train_texts, y_train, encoder, methods, seed=seed, epochs=epochs, progress=progress)
+    descriptions = {
+        "head": f"linear head on the frozen {getattr(encoder, 'model_name', '')} encoder, class-weighted",
+        "tfidf": f"character 1-3-gram TF-IDF + logistic regression (C={fitted['tfidf'].metrics['C']}), class-weighted",
+        **{m: f"{m} fine-tuning of the encoder + linear head, class-weighted, warm-started from the frozen head"
+           for m in ("lora", "full")},
+    }
+    probas = {name: f.proba(test_texts) for name, f in fitted.items()}
+    rows = {name: {"model": descriptions[name], "val_macro_f1": f.metrics["val_macro_f1"],
+                   **scores(probas[name].argmax(1))} for name, f in fitted.items()}
+    models = {name: f.model for name, f in fitted.items()}
+    chosen = choose_method(fitted, method)
     if chosen not in rows:
         raise ValueError(f"sentiment method {chosen!r} needs a text encoder")
     majority = int(np.bincount(y_train, minlength=3).argmax())

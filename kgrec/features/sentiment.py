@@ -13,6 +13,7 @@ The score of a review is ``P(positive) − P(negative)`` in [-1, 1], defined for
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -267,39 +268,68 @@ def train_tfidf_sentiment(texts: list[str], labels: np.ndarray, seed: int = 0,
                                                                    "label_counts": counts.tolist()})
 
 
+@dataclass
+class FittedSentiment:
+    """One trained sentiment method: ``proba(texts [N]) -> [N, 3]``, its metrics (``val_macro_f1`` and what
+    the method reports) and the model object that :mod:`kgrec.features.report` saves."""
+
+    proba: Callable[[list[str]], np.ndarray]
+    metrics: dict
+    model: object
+
+
+def fit_methods(texts: list[str], labels: np.ndarray, encoder, methods: tuple[str, ...], seed: int = 0,
+                epochs: int = 2, progress: bool = False) -> dict[str, FittedSentiment]:
+    """Train each of ``methods`` (head, tfidf, lora, full) on ``texts [N]`` / ``labels [N]`` (-1: unlabelled),
+    all with one validation split of the labelled rows. ``encoder``: the run's text encoder (head, lora
+    and full need it; lora and full start from the head, so it is trained first). Raises ``ValueError``
+    with too few labels or without the encoder a method needs."""
+    n_labelled = int((labels >= 0).sum())
+    if n_labelled < 10 or len(np.unique(labels[labels >= 0])) < 2:
+        raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
+    tuned_methods = [m for m in methods if m in ("lora", "full")]
+    if encoder is None and ("head" in methods or tuned_methods):
+        raise ValueError(f"sentiment method {methods[0]!r} needs a text encoder (use tfidf with --no-text)")
+    if tuned_methods and not getattr(encoder, "is_transformers", True):
+        raise ValueError(f"--sentiment {tuned_methods[0]} fine-tunes a transformers encoder; the run's encoder is "
+                         f"{encoder.model_name} (use head or tfidf)")
+    split = validation_split(n_labelled, seed)
+    out: dict[str, FittedSentiment] = {}
+    head = None
+    if "head" in methods or tuned_methods:
+        emb = encoder(texts)
+        head = train_sentiment(emb, labels, seed=seed, split=split)
+        # the training texts' embeddings are at hand: scoring them again would re-read the encoder cache
+        out["head"] = FittedSentiment(lambda t, h=head, e=emb, src=texts: h.proba(e if t is src else encoder(t)),
+                                      head.metrics, head)
+    if "tfidf" in methods:
+        tfidf = train_tfidf_sentiment(texts, labels, seed=seed, split=split)
+        out["tfidf"] = FittedSentiment(tfidf.proba, tfidf.metrics, tfidf)
+    for method in tuned_methods:
+        from kgrec.features.sentiment_finetune import finetune_sentiment
+
+        tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=method, init=head, epochs=epochs,
+                                   seed=seed, max_length=encoder.max_length, progress=progress)
+        out[method] = FittedSentiment(tuned.proba, {"val_macro_f1": tuned.card["val_macro_f1"],
+                                                    "fine_tune_seconds": tuned.card["train_seconds"]}, tuned)
+    return out
+
+
+def choose_method(fitted: dict[str, FittedSentiment], method: str) -> str:
+    """``method`` itself, or for ``auto`` the fitted one with the best validation macro-F1."""
+    return max(fitted, key=lambda m: fitted[m].metrics["val_macro_f1"]) if method == "auto" else method
+
+
 def fit_sentiment(texts: list[str], labels: np.ndarray, encoder=None, method: str = "auto", seed: int = 0,
                   progress: bool = False) -> tuple[np.ndarray, dict]:
     """Train the sentiment ``method`` on ``texts [N]`` with ``labels [N]`` (-1: unlabelled) and score every
     text: ``([N] scores in [-1, 1], info)``. ``encoder``: the run's :class:`kgrec.features.text.TextEncoder`
     (needed by head, lora and full). Raises ``ValueError`` with too few labels."""
-    n_labelled = int((labels >= 0).sum())
-    if n_labelled < 10 or len(np.unique(labels[labels >= 0])) < 2:
-        raise ValueError("too few labelled reviews to train a sentiment model (need ≥ 10 with two classes)")
-    split = validation_split(n_labelled, seed)
-    needs_encoder = method in ("head", "lora", "full")
-    if needs_encoder and encoder is None:
-        raise ValueError(f"sentiment method {method!r} needs a text encoder (use tfidf with --no-text)")
-    found: dict[str, tuple[np.ndarray, dict]] = {}
-    head = None
-    if encoder is not None and method in ("auto", "head", "lora", "full"):
-        emb = encoder(texts)
-        head = train_sentiment(emb, labels, seed=seed, split=split)
-        found["head"] = (head.score(emb), head.metrics)
-    if method in ("auto", "tfidf"):
-        tfidf = train_tfidf_sentiment(texts, labels, seed=seed, split=split)
-        found["tfidf"] = (tfidf.score(texts), tfidf.metrics)
-    if method in ("lora", "full"):
-        from kgrec.features.sentiment_finetune import finetune_sentiment
-
-        if not getattr(encoder, "is_transformers", True):
-            raise ValueError(f"--sentiment {method} fine-tunes a transformers encoder; the run's encoder is "
-                             f"{encoder.model_name} (use head or tfidf)")
-        tuned = finetune_sentiment(texts, labels, base=encoder.model_name, method=method, init=head, seed=seed,
-                                   max_length=encoder.max_length, progress=progress)
-        found[method] = (tuned.score(texts), {"val_macro_f1": tuned.card["val_macro_f1"],
-                                              "fine_tune_seconds": tuned.card["train_seconds"]})
-    chosen = max(found, key=lambda m: found[m][1]["val_macro_f1"]) if method == "auto" else method
-    scores, metrics = found[chosen]
-    info = {"enabled": True, "method": chosen, "reviews": len(texts), "labelled": n_labelled, **metrics,
-            "val_macro_f1_by_method": {m: float(f[1]["val_macro_f1"]) for m, f in found.items()}}
-    return scores.astype(np.float32), info
+    methods = {"auto": ("head", "tfidf") if encoder is not None else ("tfidf",)}.get(method, (method,))
+    fitted = fit_methods(texts, labels, encoder, methods, seed=seed, progress=progress)
+    chosen = choose_method(fitted, method)
+    proba = fitted[chosen].proba(texts)
+    info = {"enabled": True, "method": chosen, "reviews": len(texts), "labelled": int((labels >= 0).sum()),
+            **fitted[chosen].metrics,
+            "val_macro_f1_by_method": {m: float(f.metrics["val_macro_f1"]) for m, f in fitted.items()}}
+    return (proba[:, 2] - proba[:, 0]).astype(np.float32), info
