@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 from kgrec.config import (
+    ANN_MIN_PRODUCTS,
     DEFAULT_ENCODER,
     FORMATS,
     LOCALES,
@@ -303,7 +305,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         for r in rows:
             r["reason"] = "for a new shopper, from the products they picked"
     else:
-        rows = rec.recommend(args.user, k=k, exclude_seen=not args.include_seen)
+        rows = rec.recommend(args.user, k=k, exclude_seen=not args.include_seen, exact=args.exact)
     if args.json:
         _print_json({"user_id": args.user, "model": rec.served_name, "recommendations": rows})
         return 0
@@ -416,6 +418,30 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError("--users must be 0 or more")
     path = build_report(args.run_dir, args.out, users=args.users)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained; open it in a browser)")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    import time
+
+    from kgrec.serve import ann
+    from kgrec.serve.run import load_run
+
+    run = load_run(args.run_dir)
+    items = run.index_vectors()
+    if items is None:
+        raise ValueError(f"{args.run_dir} serves {run.served_name}, which has no product vectors to index")
+    t0 = time.perf_counter()
+    index = ann.ProductIndex.build(items)
+    path = run.path / ann.INDEX_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    index.save(tmp)
+    os.replace(tmp, path)  # readers see the old file or the new one
+    print(f"indexed {items.shape[0]:,} product vectors of {items.shape[1]} dimensions in "
+          f"{time.perf_counter() - t0:.1f} s → {path}")
+    if not ann.wants_index(items.shape[0]):
+        print(f"note: below {ANN_MIN_PRODUCTS:,} products; 'recommend' and 'serve' now use the index too "
+              f"(delete the file to score exactly again)")
     return 0
 
 
@@ -568,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-k", type=int, default=10, help="how many products (default 10)")
     p.add_argument("--include-seen", action="store_true", help="do not exclude products the user already has")
+    p.add_argument("--exact", action="store_true", help="score every product even when the run has a top-K index")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
 
@@ -604,6 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--users", type=int, default=3, help="users shown with recommendations and explanations (default 3)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("index", help=f"build a run's approximate top-K index (automatic from "
+                                     f"{ANN_MIN_PRODUCTS:,} products)")
+    _run_dir(p)
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("serve", help="HTTP API (recommend, score, explain, search) over a run folder")
     _run_dir(p)

@@ -36,6 +36,10 @@ SENTIMENT_EPOCHS = 2  # fine-tuning epochs of --sentiment lora/full in 'kgrec fe
 REFRESH_EPOCHS = 20  # fine-tuning epochs at most of 'kgrec refresh'
 REFRESH_PATIENCE = 5
 SEARCH_ALPHA = 0.5  # weight of the text match in 'kgrec search'
+# products from which a run serves top-K through an HNSW index (kgrec.serve.ann): exact scoring of one
+# user costs about 2 ms at 50k products on 2 cores (benchmarks/serving.py), the index well under 1 ms
+ANN_MIN_PRODUCTS = 50_000
+ANN_MARGIN = 100  # candidates asked of the index beyond k and the user's seen products
 
 
 @dataclass(frozen=True)

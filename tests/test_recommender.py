@@ -38,6 +38,16 @@ def test_split_and_graph_do_not_leak(small_demo):
         zip(last["user_id"], last["product_id"])
     )
 
+    # followed_by: consecutive training products of a user, nothing from the held-out pairs
+    seq = prep.data["product", "followed_by", "product"].edge_index
+    train = split.train_pairs.assign(u=users.get_indexer(split.train_pairs["user_id"]),
+                                     i=items.get_indexer(split.train_pairs["product_id"]))
+    expect = set()
+    for _, g in train.groupby("u", sort=False):  # train_pairs are in time order per user
+        seq_items = g["i"].tolist()
+        expect |= {(a, b) for a, b in zip(seq_items, seq_items[1:]) if a != b}
+    assert set(zip(seq[0].tolist(), seq[1].tolist())) == expect and expect
+
 
 def test_features_ignore_held_out_interactions(small_demo):
     """Changing everything about the held-out interactions changes no feature (sentiment, popularity…)."""

@@ -21,21 +21,42 @@ from kgrec.features.build import Features
 COOCCURRENCE_NEIGHBOURS = 20
 
 
+def _sequence_edges(train: pd.DataFrame, index: dict[str, pd.Index]) -> torch.Tensor:
+    """``[2, E]`` (earlier product, next product) for every two consecutive distinct products of a user's
+    training history in time order (file order among equal or unknown times), duplicates merged."""
+    order = pd.DataFrame({"u": train["user_id"].to_numpy(),
+                          "t": train["timestamp"].astype("float64").fillna(np.inf).to_numpy(),
+                          "pos": np.arange(len(train)),
+                          "i": index["product"].get_indexer(train["product_id"])})
+    order = order.sort_values(["u", "t", "pos"], kind="stable")
+    users, items = order["u"].to_numpy(), order["i"].to_numpy()
+    same = (users[1:] == users[:-1]) & (items[1:] != items[:-1])
+    pairs = np.stack([items[:-1][same], items[1:][same]])
+    return torch.from_numpy(np.unique(pairs, axis=1).astype(np.int64))
+
+
 def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, pd.Index]) -> None:
     """Edges computed from the training interactions only: ``train_cooccurrence`` links each product
-    to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors)."""
-    if spec.derived != "train_cooccurrence":
+    to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors);
+    ``train_sequence`` links each product to the products users chose right after it."""
+    if spec.derived not in ("train_cooccurrence", "train_sequence"):
         raise ValueError(f"edge {spec.name}: unknown derivation {spec.derived!r}")
-    from kgrec.models.baselines import ItemKNN
-
-    users = torch.from_numpy(index["user"].get_indexer(train["user_id"]).astype(np.int64))
-    items = torch.from_numpy(index["product"].get_indexer(train["product_id"]).astype(np.int64))
-    if items.numel() == 0:
+    if len(train) == 0:
         return
-    n_users, n_items = len(index["user"]), len(index["product"])
-    knn = ItemKNN(n_users, n_items, neighbours=COOCCURRENCE_NEIGHBOURS).fit(UserItems(users, items, n_users, n_items))
-    nbr, item, _ = knn.top_neighbours(COOCCURRENCE_NEIGHBOURS)
-    edge_index = torch.stack([nbr, item])  # neighbour → product: a product hears from its neighbours
+    if spec.derived == "train_sequence":
+        edge_index = _sequence_edges(train, index)  # earlier → next: a product hears from what came before
+        if edge_index.shape[1] == 0:
+            return
+    else:
+        from kgrec.models.baselines import ItemKNN
+
+        users = torch.from_numpy(index["user"].get_indexer(train["user_id"]).astype(np.int64))
+        items = torch.from_numpy(index["product"].get_indexer(train["product_id"]).astype(np.int64))
+        n_users, n_items = len(index["user"]), len(index["product"])
+        knn = ItemKNN(n_users, n_items, neighbours=COOCCURRENCE_NEIGHBOURS).fit(
+            UserItems(users, items, n_users, n_items))
+        nbr, item, _ = knn.top_neighbours(COOCCURRENCE_NEIGHBOURS)
+        edge_index = torch.stack([nbr, item])  # neighbour → product: a product hears from its neighbours
     data[spec.triple].edge_index = edge_index
     data[spec.reverse_triple].edge_index = edge_index.flip(0)
 

@@ -44,6 +44,41 @@ def _incidence(products: Tensor, nodes: Tensor, n_items: int) -> Tensor:
     )
 
 
+def csr_rows(m: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The stored entries of rows ``rows [R]`` of a CSR matrix: (position in ``rows`` ``[M]``, column ``[M]``,
+    value ``[M]``)."""
+    crow, col, val = m.crow_indices(), m.col_indices(), m.values()
+    starts, ends = crow[rows], crow[rows + 1]
+    lens = ends - starts
+    which = torch.repeat_interleave(torch.arange(rows.numel()), lens)
+    pos = torch.arange(int(lens.sum())) + torch.repeat_interleave(starts - (lens.cumsum(0) - lens), lens)
+    return which, col[pos], val[pos]
+
+
+class LinearMoments:
+    """Mean and standard deviation (unbiased, as :func:`zscore`) of each row of ``q M ᵀ`` for
+    ``M [N, d]``, from ``Σ_i M_i`` and ``MᵀM`` without forming the ``[B, N]`` rows."""
+
+    def __init__(self, m: Tensor):
+        m64 = m.double()
+        self.n = m.shape[0]
+        self.total = m64.sum(0)  # [d]
+        self.gram = m64.T @ m64  # [d, d]
+
+    def __call__(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        """``q [B, d]`` → (mean ``[B]``, std ``[B]``)."""
+        q = q.double()
+        mean = q @ self.total / self.n
+        sq = ((q @ self.gram) * q).sum(1)
+        var = (sq - self.n * mean * mean) / max(self.n - 1, 1)
+        return mean, var.clamp(min=0).sqrt()
+
+
+def _standardise(values: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``values [B, C]`` z-scored with each row's ``mean``/``std`` ``[B]`` (as :func:`zscore`)."""
+    return ((values.double() - mean[:, None]) / (std[:, None] + 1e-9)).float()
+
+
 class PathPrior:
     """Path scores ``{relation: [B, I]}`` for a batch of users, from their training history."""
 
@@ -64,7 +99,7 @@ class PathPrior:
             for k, v in (("co_interacted", co_sim), ("text", text), ("category", category), ("brand", brand))
             if v is not None
         }
-        self._transposed: dict[str, Tensor] = {}  # Cᵀ of the incidences, built on first use
+        self._derived: dict[str, object] = {}  # transposes, moments, Gram matrices: built on first use
 
     @classmethod
     def build(
@@ -97,11 +132,102 @@ class PathPrior:
             elif name == "co_interacted":  # m[i, j] = sim(i, j) for j among i's neighbours: (M Hᵀ)ᵀ
                 out[name] = torch.sparse.mm(m, hist.t()).t()
             else:  # incidence C [I, K]: (H C) Cᵀ = (C (Cᵀ Hᵀ))ᵀ
-                if name not in self._transposed:
-                    self._transposed[name] = m.to_sparse_coo().t().coalesce().to_sparse_csr()
-                per_node = torch.sparse.mm(self._transposed[name], hist.t())  # [K, B]
+                mt = self._cached(name + "_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                per_node = torch.sparse.mm(mt, hist.t())  # [K, B]
                 out[name] = torch.sparse.mm(m, per_node).t()
         return out
+
+    def scores_at(self, users: Tensor, items: Tensor, names=None) -> dict[str, Tensor]:
+        """The z-scored path scores of ``users [B]`` at ``items [B, C]`` only: ``{relation: [B, C]}``,
+        equal to ``zscore(self.scores(users)[r])`` at those items (each row's mean and standard deviation
+        over every product are computed exactly, without the ``[B, I]`` rows), for ranking a candidate set
+        from a large catalog."""
+        rows, hist = self.history.gather(users)
+        b, n = users.numel(), self.history.n_items
+        out = {}
+        for name, m in self.parts.items():
+            if names is not None and name not in names:
+                continue
+            if name == "text":  # q = Σ_{j ∈ history} E_j; P = q · E_i
+                q = self.text_query(users)
+                out[name] = _standardise((q[:, None, :] * m[items]).sum(-1), *self.text_moments(q))
+            elif name == "co_interacted":  # P(u, ·) = Σ_{j ∈ history} m[·, j]: rows j of mᵀ, summed per user
+                mt = self._cached("co_interacted_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                which, col, val = csr_rows(mt, hist)
+                key, inverse = torch.unique(rows[which] * n + col, return_inverse=True)  # sorted
+                summed = torch.zeros(key.numel(), dtype=torch.float64).index_add_(0, inverse, val.double())
+                owner = key // n
+                total = torch.zeros(b, dtype=torch.float64).index_add_(0, owner, summed)
+                sq = torch.zeros(b, dtype=torch.float64).index_add_(0, owner, summed * summed)
+                query = torch.arange(b)[:, None] * n + items  # [B, C]
+                pos = torch.searchsorted(key, query).clamp(max=max(key.numel() - 1, 0))
+                hit = key[pos] == query if key.numel() else torch.zeros_like(query, dtype=torch.bool)
+                values = torch.where(hit, summed[pos] if key.numel() else 0.0, 0.0)
+                mean = total / n
+                std = ((sq - n * mean * mean) / max(n - 1, 1)).clamp(min=0).sqrt()
+                out[name] = _standardise(values, mean, std)
+            else:  # incidence C [I, K]: w = Σ_{j ∈ history} C_j; P(u, i) = C_i · w
+                which, col, val = csr_rows(m, hist)
+                w = torch.zeros(b, m.shape[1], dtype=torch.float64)
+                w.index_put_((rows[which], col), val.double(), accumulate=True)  # [B, K]
+                flat = items.reshape(-1)
+                iw, icol, ival = csr_rows(m, flat)
+                values = torch.zeros(flat.numel(), dtype=torch.float64).index_add_(
+                    0, iw, ival.double() * w[iw // items.shape[1], icol]).view_as(items)
+                colsum = self._cached(name + "_colsum", lambda m=m: torch.zeros(m.shape[1], dtype=torch.float64)
+                                      .index_add_(0, m.col_indices(), m.values().double()))
+                ctc = self._cached(name + "_ctc", lambda m=m: self._gram(m))  # CᵀC [K, K] sparse
+                mean = w @ colsum / n
+                sq = (torch.sparse.mm(ctc, w.T).T * w).sum(1)  # wᵀ CᵀC w = Σ_i P(u, i)²
+                std = ((sq - n * mean * mean) / max(n - 1, 1)).clamp(min=0).sqrt()
+                out[name] = _standardise(values, mean, std)
+        return out
+
+    def text_query(self, users: Tensor) -> Tensor:
+        """``q = Σ_{j ∈ history} E_j`` ``[B, D]``: the text path score of product i is ``q · E_i``."""
+        m = self.parts["text"]
+        rows, hist = self.history.gather(users)
+        return torch.zeros(users.numel(), m.shape[1], dtype=m.dtype).index_add_(0, rows, m[hist])
+
+    def text_moments(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation over every product of ``q · E_i``, ``q [B, D]`` → ``[B]``, ``[B]``."""
+        return self._cached("text_moments", lambda: LinearMoments(self.parts["text"]))(q)
+
+    def support(self, user: int, names, n: int) -> Tensor:
+        """Products ``[M]`` with the ``n`` largest path scores of ``user`` through each sparse relation in
+        ``names`` (co_interacted, category, brand), found from the user's history without scoring every
+        product: candidates for ranking a large catalog."""
+        hist = self.history.of(user)
+        out = [torch.empty(0, dtype=torch.long)]
+        for name in names:
+            m = self.parts.get(name)
+            if m is None or name == "text" or hist.numel() == 0:
+                continue
+            if name == "co_interacted":  # rows j ∈ history of mᵀ
+                mt = self._cached("co_interacted_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                _, col, val = csr_rows(mt, hist)
+            else:  # the products of the user's categories/brands, weighted by C_i · w
+                _, nodes, weight = csr_rows(m, hist)
+                w = torch.zeros(m.shape[1], dtype=torch.float64).index_add_(0, nodes, weight.double())
+                ct = self._cached(name + "_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                which, col, val = csr_rows(ct, torch.unique(nodes))
+                val = val.double() * w[torch.unique(nodes)[which]]
+            if col.numel() == 0:
+                continue
+            items, inverse = torch.unique(col, return_inverse=True)
+            total = torch.zeros(items.numel(), dtype=torch.float64).index_add_(0, inverse, val.double())
+            out.append(items[total.topk(min(n, items.numel())).indices])
+        return torch.unique(torch.cat(out))
+
+    @staticmethod
+    def _gram(m: Tensor) -> Tensor:
+        coo = m.to_sparse_coo().coalesce().double()
+        return torch.sparse.mm(coo.t().coalesce(), coo).coalesce()
+
+    def _cached(self, key: str, make):
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
 
     def contributions(self, user: int, product: int) -> tuple[Tensor, dict[str, Tensor]]:
         """What each of ``user``'s history products adds to ``P_r(user, product)``: (history ``[H]``,
@@ -151,8 +277,12 @@ class PathPrior:
 class HybridScorer:
     """``score(u, ·) = z(base(u, ·)) + Σ_r w_r z(P_r(u, ·))`` for ``users [B]`` → ``[B, I]``."""
 
-    def __init__(self, base: Callable[[Tensor], Tensor] | None, prior: PathPrior, weights: dict[str, float]):
-        self.base, self.prior, self.weights = base, prior, dict(weights)
+    def __init__(self, base: Callable[[Tensor], Tensor] | None, prior: PathPrior, weights: dict[str, float],
+                 vectors: tuple[Tensor, Tensor] | None = None):
+        """``vectors``: the base model's ``(U [n_users, d], I [n_items, d])`` when its scores are ``U Iᵀ``;
+        with them :meth:`score_at` ranks a candidate set without scoring every product."""
+        self.base, self.prior, self.weights, self.vectors = base, prior, dict(weights), vectors
+        self._moments: LinearMoments | None = None
 
     def terms(self, users: Tensor) -> dict[str, Tensor]:
         """The served score's additive parts for ``users [B]``: ``{"gnn": z(base) [B, I], relation:
@@ -167,6 +297,55 @@ class HybridScorer:
 
     def __call__(self, users: Tensor) -> Tensor:
         return sum(self.terms(users).values())
+
+    def score_at(self, users: Tensor, items: Tensor) -> Tensor:
+        """The served score of ``users [B]`` at ``items [B, C]`` only, equal to ``self(users)`` there (the
+        per-user z-scores use moments over every product; see :meth:`PathPrior.scores_at`). Needs the
+        base model's vectors."""
+        if self.vectors is None and self.base is not None:
+            raise ValueError("score_at needs the base model's vectors (an embedding model)")
+        total = torch.zeros(items.shape, dtype=torch.float32)
+        if self.base is not None:
+            U, I = self.vectors
+            q = U[users]
+            if self._moments is None:
+                self._moments = LinearMoments(I)
+            total += _standardise((q[:, None, :] * I[items]).sum(-1), *self._moments(q))
+        used = {name: w for name, w in self.weights.items() if w}
+        for name, part in self.prior.scores_at(users, items, used).items():
+            total += used[name] * part
+        return total
+
+    def _used(self) -> dict[str, float]:
+        return {name: w for name, w in self.weights.items() if w and name in self.prior.parts}
+
+    def linear_items(self) -> Tensor:
+        """``[I, d']``: the product side of the served score's linear part, the base model's product
+        vectors and, when the text path is weighted, the text embeddings. For ``q =``
+        :meth:`linear_query` ``(u)``, ``q · row_i`` is the GNN and text terms of ``score(u, i)`` up to a
+        per-user constant: what a maximum-inner-product index retrieves by."""
+        parts = [self.vectors[1]] if self.base is not None else []
+        if "text" in self._used():
+            parts.append(self.prior.parts["text"].float())
+        return torch.cat(parts, 1)
+
+    def linear_query(self, users: Tensor) -> Tensor:
+        """``[B, d']``, see :meth:`linear_items`."""
+        parts = []
+        if self.base is not None:
+            q = self.vectors[0][users]
+            if self._moments is None:
+                self._moments = LinearMoments(self.vectors[1])
+            parts.append(q / (self._moments(q)[1][:, None].float() + 1e-9))
+        used = self._used()
+        if "text" in used:
+            q = self.prior.text_query(users)
+            parts.append(used["text"] * q / (self.prior.text_moments(q)[1][:, None].float() + 1e-9))
+        return torch.cat(parts, 1)
+
+    def support(self, user: int, n: int) -> Tensor:
+        """Candidates ``[M]`` from the weighted sparse path relations (see :meth:`PathPrior.support`)."""
+        return self.prior.support(user, [r for r in self._used() if r != "text"], n)
 
     def fit(self, val: UserItems, exclude: list[UserItems], sweeps: int = 2) -> dict:
         """Coordinate ascent of the weights on validation NDCG@10. Returns the search trace."""

@@ -18,6 +18,8 @@ Step = tuple[str, str, str, int, int]
 RELATION_WORDS = {
     "co_interacted": "is often chosen by the same shoppers as",
     "co_interacted_by": "is often chosen by the same shoppers as",
+    "followed_by": "is often chosen right before",
+    "preceded": "is often chosen right after",
     "also_bought": "is often bought together with",
     "also_bought_by": "is often bought together with",
     "also_viewed": "is often viewed together with",

@@ -130,6 +130,7 @@ class Snapshot:
         # read the run's catalog copy now, with the checkpoint and graph: the parts built later come from
         # memory only, so a run folder replaced on disk (refresh --in-place) never mixes into this snapshot
         self.rec.run.catalog()
+        _ = self.rec.run.ann  # a large catalog's top-K index, loaded (or built) before the first request
         from kgrec.serve.events import LiveHistory
 
         self.live = LiveHistory(self.rec, self.rec.run_dir)  # replays the event log into the histories

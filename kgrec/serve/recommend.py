@@ -138,20 +138,36 @@ class Recommender:
         users, bounds = self._item_users
         return set(users[bounds[item]:bounds[item + 1]].tolist())
 
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, reasons: bool = True) -> list[dict]:
-        """The top-``k`` products for one user: ``[{"rank", "product_id", "title", "score", "reason"}, ...]``."""
+    def top_k(self, user: int, k: int, exclude_seen: bool = True,
+              exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores ``[k']``, product rows ``[k']``), best first, of user row ``user``.
+
+        Large catalogs go through the run's top-K index (:mod:`kgrec.serve.ann`): candidates from the
+        index, the seen products dropped, the rest ranked by the exact served score. ``exact`` scores
+        every product instead (what smaller catalogs always do)."""
+        seen = self.seen.of(user) if exclude_seen else torch.empty(0, dtype=torch.long)
+        index = None if exact else self.run.ann
+        if index is not None:
+            from kgrec.serve.ann import top_k
+
+            return top_k(lambda n: self.run.retrieval(user, n), index, self.run.score_at(user), seen, k)
+        scores = self.score_matrix(torch.tensor([user]))[0].clone()
+        scores[seen] = -float("inf")
+        top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
+        return top.values, top.indices
+
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, reasons: bool = True,
+                  exact: bool = False) -> list[dict]:
+        """The top-``k`` products for one user: ``[{"rank", "product_id", "title", "score", "reason"}, ...]``
+        (``exact``: see :meth:`top_k`)."""
         if k < 1:
             raise KgrecError("k must be at least 1")
-        u = self.user_index([user_id])
-        scores = self.score_matrix(u)[0].clone()
-        if exclude_seen:
-            scores[self.seen.of(int(u[0]))] = -float("inf")
-        k = min(k, int(torch.isfinite(scores).sum()))
-        top = scores.topk(k)
-        items = top.indices.tolist()
-        why = self.reasons(int(u[0]), items) if reasons else [None] * len(items)
+        u = int(self.user_index([user_id])[0])
+        values, indices = self.top_k(u, k, exclude_seen, exact)
+        items = indices.tolist()
+        why = self.reasons(u, items) if reasons else [None] * len(items)
         rows = [{"rank": r + 1, "product_id": self.product_ids[i], "title": self.ckpt["titles"][i], "score": float(s),
-                 "reason": w} for r, (s, i, w) in enumerate(zip(top.values.tolist(), items, why))]
+                 "reason": w} for r, (s, i, w) in enumerate(zip(values.tolist(), items, why))]
         if not reasons:
             for row in rows:
                 del row["reason"]

@@ -9,7 +9,8 @@ A run folder holds
 - ``graph.pt``: the message-passing graph of the served model (features, edges, feature norms);
 - ``catalog/``: the canonical catalog tables as Parquet, so serving, search, profiles, cold start and
   reports never re-read the export (which may have moved or changed since);
-- ``tensorboard/``: training curves.
+- ``tensorboard/``: training curves;
+- ``products.faiss`` (large catalogs only): the top-K index over the product vectors (kgrec.serve.ann).
 
 Writing is atomic: everything goes into a temporary sibling folder, which then replaces the run folder
 in one rename (the old version is moved aside first and deleted after). A lock file next to the folder
@@ -25,8 +26,9 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -138,6 +140,7 @@ def save_model(folder: Path, cfg: TrainConfig, model, embed_inputs: tuple, prep,
     fitted :class:`kgrec.models.paths.HybridScorer` when path scores are served. Non-finite vectors
     are an error: such a run must never be served.
     """
+    from kgrec.serve import ann
     from kgrec.train.loop import embeddings
 
     ckpt: dict = {
@@ -180,6 +183,9 @@ def save_model(folder: Path, cfg: TrainConfig, model, embed_inputs: tuple, prep,
     torch.save(ckpt, folder / "checkpoint.pt")
     torch.save(graph, folder / "graph.pt")
     prep.catalog.save(folder / "catalog")
+    if "item_emb" in ckpt and ann.wants_index(ckpt["item_emb"].shape[0]):  # large catalogs: the top-K index
+        run = Run(folder, cfg, {}, ckpt, graph)
+        ann.ProductIndex.build(run.index_vectors()).save(folder / ann.INDEX_FILE)
 
 
 def _node_names(prep) -> dict[str, list[str]]:
@@ -333,9 +339,57 @@ class Run:
                 from kgrec.models.paths import HybridScorer, PathPrior
 
                 prior = PathPrior.from_state(self.history, c["paths"]["state"])
-                model = PathBlend(base, HybridScorer(base.score, prior, c["paths"]["weights"]))
+                vectors = (base.users, base.items) if isinstance(base, EmbeddingScores) else None
+                model = PathBlend(base, HybridScorer(base.score, prior, c["paths"]["weights"], vectors))
             self.__dict__["_model"] = model
         return self.__dict__["_model"]
+
+    def score_at(self, user: int) -> Callable[[Tensor], Tensor] | None:
+        """``items [C] -> [C]``: the served model's exact scores of ``user`` at some products, without
+        scoring the others (None when the served model cannot: item-item and popularity runs)."""
+        model, u = self.model, torch.tensor([user])
+        if isinstance(model, EmbeddingScores):
+            return lambda items: model.users[user] @ model.items[items].T
+        if isinstance(model, PathBlend) and model.hybrid.vectors is not None:
+            return lambda items: model.hybrid.score_at(u, items[None])[0]
+        return None
+
+    def index_vectors(self) -> Tensor | None:
+        """``[I, d']``, what the top-K index is built over: the product vectors, with the text embeddings
+        beside them when the served path blend weights the text path (see
+        :meth:`kgrec.models.paths.HybridScorer.linear_items`); None for models without vectors."""
+        if self.score_at(0) is None:
+            return None
+        model = self.model
+        return model.hybrid.linear_items() if isinstance(model, PathBlend) else model.items
+
+    def retrieval(self, user: int, n: int) -> tuple[Tensor, Tensor]:
+        """What the index is asked for ``user``: (query ``[d']``, products ``[M]`` to consider besides the
+        index's answer: the ``n`` best of each weighted sparse path relation)."""
+        model = self.model
+        if isinstance(model, PathBlend):
+            return model.hybrid.linear_query(torch.tensor([user]))[0], model.hybrid.support(user, n)
+        return model.users[user], torch.empty(0, dtype=torch.long)
+
+    @property
+    def ann(self):
+        """The :class:`kgrec.serve.ann.ProductIndex` the run serves top-K through, or None (exact scoring):
+        ``products.faiss`` when the folder has one, else built in memory for a catalog of at least
+        :data:`kgrec.config.ANN_MIN_PRODUCTS` products (``kgrec index RUN_DIR`` saves it)."""
+        if "_ann" not in self.__dict__:
+            from kgrec.serve import ann
+
+            index = None
+            vectors = self.index_vectors()
+            if vectors is not None:
+                if (self.path / ann.INDEX_FILE).is_file():
+                    index = ann.ProductIndex.load(self.path / ann.INDEX_FILE, vectors)
+                elif ann.wants_index(vectors.shape[0]):
+                    print(f"kgrec: building the top-K index of {vectors.shape[0]:,} products in memory "
+                          f"('kgrec index {self.path}' saves it with the run)", file=sys.stderr, flush=True)
+                    index = ann.ProductIndex.build(vectors)
+            self.__dict__["_ann"] = index
+        return self.__dict__["_ann"]
 
     @property
     def hybrid(self):
