@@ -34,8 +34,8 @@ def test_hybrid_scores_at_candidates_equal_the_full_rows(demo_run):
 
 def test_index_recall_and_seen_products(demo_run, tmp_path, monkeypatch):
     """With the index forced on a small catalog and no candidate margin (the index and the path relations
-    propose about 40 % of the products; from the index alone recall was 0.57 here): recall@10 of the exact top-10 ≥ 0.95, the same scores as exact for what
-    is returned, and never a product the user has already seen."""
+    propose about 40 % of the products; from the index alone recall was 0.57 here): recall@10 of the
+    exact top-10 ≥ 0.95, the same scores as exact for what is returned, never a seen product."""
     monkeypatch.setattr(ann, "ANN_MARGIN", 0)
     run = tmp_path / "run"
     shutil.copytree(demo_run, run)

@@ -7,6 +7,7 @@ import threading
 import pandas as pd
 import pytest
 
+from conftest import IN_CI
 from kgrec.data.catalog import Catalog
 from kgrec.data.schema import load_schema
 from kgrec.neo4j.importer import database_counts, expected_counts, import_catalog
@@ -78,6 +79,40 @@ def test_schema_rejects_unknown_labels():
 
 
 @pytest.mark.slow
+def test_bulk_import_counts_equal_the_catalog(tmp_path):
+    """kgrec import --bulk: Neo4j's import tool loads a fresh database whose counts per label and
+    relationship type are the catalog's, which the server then serves over Bolt."""
+    from kgrec.loaders import load_catalog
+    from kgrec.neo4j import server
+    from kgrec.neo4j.admin_csv import write_admin_import
+    from kgrec.neo4j.connection import Neo4jConfig, driver
+
+    cat = load_catalog("demo", scale=0.3, seed=3)
+    data_dir = tmp_path / "neo4j"
+    files = write_admin_import(cat, tmp_path / "csv")
+    try:
+        out = server.bulk_import(files, data_dir)
+    except server.Neo4jServerError as exc:
+        if "not on PATH" in str(exc) and not IN_CI:
+            pytest.skip(str(exc))
+        raise
+    expected = expected_counts(cat)
+    assert out["nodes"] == sum(expected["labels"].values())
+    assert out["relationships"] == sum(expected["relationships"].values())
+    assert files.nodes == expected["labels"]
+    proc, state = server.spawn(data_dir, exit_on_stdin_eof=True)
+    try:
+        drv = driver(Neo4jConfig(state.uri, state.user, state.password))
+        assert database_counts(drv) == expected
+        drv.close()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    with pytest.raises(server.Neo4jServerError, match="import tool failed"):  # a broken file is refused
+        (tmp_path / "csv" / files.args[0].split("=", 1)[1]).write_text("not,a,header\n1,2\n", encoding="utf-8")
+        server.bulk_import(files, data_dir)
+
+
 def test_import_recovers_after_server_dies(tmp_path):
     """Stop the server in the middle of an import; after a restart the same import completes."""
     from kgrec.loaders import load_catalog
