@@ -49,6 +49,12 @@ def relationship_groups(catalog: Catalog, edge: EdgeSpec) -> Iterator[tuple[str,
         yield edge.neo4j_type, _rel_rows(df, edge, props)
 
 
+def _unique_rows(rows: list[dict], by_relation: bool) -> list[dict]:
+    """One row per MERGE key (src, dst[, relation]), the last one winning as consecutive MERGEs' SETs would."""
+    keyed = {(r["src"], r["dst"], r["props"].get("relation") if by_relation else None): r for r in rows}
+    return list(keyed.values()) if len(keyed) < len(rows) else rows
+
+
 def _rel_rows(df: pd.DataFrame, edge: EdgeSpec, props: list[str]) -> list[dict]:
     cols = [df[edge.src_col].tolist(), df[edge.dst_col].tolist()] + [df[p].tolist() for p in props]
     return [{"src": r[0], "dst": r[1], "props": {p: _clean(v) for p, v in zip(props, r[2:])}} for r in zip(*cols)]
@@ -149,10 +155,15 @@ def import_catalog(
     progress: bool = False,
     schema: Schema | None = None,
 ) -> ImportSummary:
-    """Write the whole catalog. Safe to re-run after a failure: every write is an idempotent MERGE."""
+    """Write the whole catalog. Safe to re-run after a failure: labels and relationship types the
+    database already holds are written with idempotent MERGEs; those it does not hold yet (a first
+    import, or a type the export adds) with CREATE, which skips the search for an existing node or
+    relationship: the rows are unique per MERGE key, so both write the same graph, and a re-run after
+    an interruption finds the type present and MERGEs."""
     schema = schema or load_schema()
     t0 = time.perf_counter()
     create_constraints(driver, database, schema)
+    present = database_counts(driver, database, schema)  # O(1) each: Neo4j's count store
     summary = ImportSummary(skipped=dict(catalog.report.skipped))
     node_batches = {n: node_rows(catalog, n, schema) for n in schema.nodes}
     rel_batches = [
@@ -169,12 +180,16 @@ def import_catalog(
     with driver.session(database=database) as session:
         for node, rows in node_batches.items():
             spec = schema.nodes[node]
-            query = cypher("merge_nodes").format(label=spec.label, key=spec.key)
+            verb = "create" if present["labels"].get(spec.label, 0) == 0 else "merge"
+            query = cypher(f"{verb}_nodes").format(label=spec.label, key=spec.key)
             summary.nodes[spec.label] = _write_batches(session, query, rows, batch_size, bar)
         for edge, rel_type, rows in rel_batches:
             src, dst = schema.nodes[edge.src], schema.nodes[edge.dst]
             merge_props = " {relation: row.props.relation}" if "relation" in edge.properties else ""
-            query = cypher("merge_relationships").format(
+            verb = "create" if present["relationships"].get(rel_type, 0) == 0 else "merge"
+            if verb == "create":
+                rows = _unique_rows(rows, "relation" in edge.properties)
+            query = cypher(f"{verb}_relationships").format(
                 src_label=src.label,
                 src_key=src.key,
                 dst_label=dst.label,
