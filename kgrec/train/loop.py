@@ -75,6 +75,45 @@ def ranking_loss(u: Tensor, pos: Tensor, neg: Tensor, pos_idx: Tensor, neg_idx: 
     return F.cross_entropy(logits, torch.zeros(u.shape[0], dtype=torch.long, device=u.device))
 
 
+MAX_LOGITS = 1 << 25  # logits per loss chunk (128 MB in float32): bounds training memory on big batches
+
+
+def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor, loss: str, temperature: float,
+                  share: float, max_logits: int = MAX_LOGITS, amp: bool = False) -> Tensor:
+    """``ranking_loss`` of a batch times ``share``, back-propagated into ``U [n_users, d]`` and
+    ``I [n_items, d]`` (and through them the model). Returns the detached loss.
+
+    When the batch's logits (``B × K``) exceed ``max_logits`` the loss is computed and differentiated
+    chunk by chunk of examples against detached copies of ``U`` and ``I``, whose accumulated gradients
+    then go through the model in one backward pass ("gradient caching"): the gradients are the
+    unchunked ones (softmax; for BPR up to the per-chunk normalisation of masked pairs), while peak
+    memory holds one chunk's logits instead of the batch's. ``amp``: the loss's forward in bf16
+    autocast (CUDA), its backward outside it."""
+    k = neg.shape[-1] if neg.dim() == 2 else neg.numel()
+    b = users.numel()
+
+    def forward(u: Tensor, i: Tensor, sl: slice) -> Tensor:
+        n_neg = neg if neg.dim() == 1 else neg[sl]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            return ranking_loss(u[users[sl]].float(), i[pos[sl]].float(), i[n_neg].float(), pos[sl], n_neg, loss,
+                                temperature)
+
+    if b * k <= max_logits:
+        value = forward(U, I, slice(None)) * share
+        value.backward()
+        return value.detach()
+    u_d, i_d = U.detach().requires_grad_(), I.detach().requires_grad_()
+    chunk = max(1, max_logits // k)
+    total = torch.zeros((), device=U.device)
+    for start in range(0, b, chunk):
+        sl = slice(start, start + chunk)
+        part = forward(u_d, i_d, sl) * (users[sl].numel() / b) * share
+        part.backward()
+        total += part.detach()
+    torch.autograd.backward([U, I], [u_d.grad, i_d.grad])
+    return total
+
+
 def dist_info() -> tuple[int, int]:
     """``(rank, world size)`` of the torch.distributed group, ``(0, 1)`` when not distributed."""
     if dist.is_available() and dist.is_initialized():
@@ -212,17 +251,15 @@ def train_embedding_model(
         t0 = time.perf_counter()
         total, seen = 0.0, 0
         for batch in batches:
+            opt.zero_grad(set_to_none=True)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*batch.inputs)
-                users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
-                loss = (
-                    ranking_loss(U[users].float(), I[pos].float(), I[neg].float(), pos, neg, cfg.loss, temperature)
-                    * batch.share
-                )
-                if cfg.l2 > 0:
-                    loss = loss + cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
+            loss = loss_backward(U, I, users, pos, neg, cfg.loss, temperature, batch.share, amp=amp)
+            if cfg.l2 > 0:
+                reg = cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
+                reg.backward()
+                loss = loss + reg.detach()
             if world > 1:  # the shares sum to the step's loss, so the summed gradients are its gradient
                 _sum_grads(model)
             opt.step()
