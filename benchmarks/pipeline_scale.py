@@ -34,7 +34,7 @@ from kgrec.loaders import load_catalog
 from kgrec.models import build_model
 from kgrec.serve.ann import ProductIndex, top_k
 from kgrec.train.evaluate import evaluate_ranking
-from kgrec.train.loop import FullGraphBatches, embeddings, train_embedding_model
+from kgrec.train.loop import embeddings, train_embedding_model
 from kgrec.train.pipeline import prepare
 
 
@@ -88,8 +88,6 @@ def main() -> None:
     device = torch.device("cpu")
     model = build_model("rgcn", prep.data, cfg)
     inputs = (prep.data.x_dict, prep.data.edge_index_dict)
-    batches = FullGraphBatches(inputs, prep.train_users, prep.train_items, prep.train_index.n_items,
-                               prep.item_category, cfg.optim, torch.Generator().manual_seed(0))
     no_val = UserItems(torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long),
                        prep.train_index.n_users, prep.train_index.n_items)
     steps = -(-prep.train_users.numel() // args.batch_size)
