@@ -84,7 +84,6 @@ def main() -> None:
                                    f"{c.interactions['user_id'].nunique():,} users")
     prep = stages.run("split, features (text off), graph", lambda: prepare(cfg, catalog),
                       lambda p: f"{sum(p.data[et].edge_index.shape[1] for et in p.data.edge_types):,} graph edges")
-    del catalog
     device = torch.device("cpu")
     model = build_model("rgcn", prep.data, cfg)
     inputs = (prep.data.x_dict, prep.data.edge_index_dict)
