@@ -91,13 +91,10 @@ class LoadReport:
         }
 
 
-def clean_text(value: Any, report: LoadReport | None = None, where: str | None = None) -> str | None:
-    """Unescape HTML entities, strip tags, collapse whitespace; ``None`` for empty.
-
-    Texts longer than :data:`MAX_TEXT_CHARS` are truncated (counted as ``text_truncated``).
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+def _clean_text(value: Any) -> tuple[str | None, bool]:
+    """:func:`clean_text` without a report: (text, whether it was truncated)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None, False
     if isinstance(value, (list, tuple)):
         value = " ".join(str(v) for v in value if v is not None)
     text = str(value)
@@ -109,12 +106,53 @@ def clean_text(value: Any, report: LoadReport | None = None, where: str | None =
             text = _TAG_RE.sub(" ", text)
     text = _WS_RE.sub(" ", text).strip()
     if not text:
-        return None
+        return None, False
     if len(text) > MAX_TEXT_CHARS:
-        if report is not None:
-            report.repair("text_truncated", where=where)
-        text = text[:MAX_TEXT_CHARS]
+        return text[:MAX_TEXT_CHARS], True
+    return text, False
+
+
+def clean_text(value: Any, report: LoadReport | None = None, where: str | None = None) -> str | None:
+    """Unescape HTML entities, strip tags, collapse whitespace; ``None`` for empty.
+
+    Texts longer than :data:`MAX_TEXT_CHARS` are truncated (counted as ``text_truncated``).
+    """
+    text, truncated = _clean_text(value)
+    if truncated and report is not None:
+        report.repair("text_truncated", where=where)
     return text
+
+
+def _map_distinct(values, fn) -> np.ndarray:
+    """``[fn(v) for v in values]`` as an object array, calling ``fn`` once per distinct value (missing
+    values as one, ``None``): exports repeat most of their strings. Unhashable values (JSON arrays)
+    fall back to one call per value."""
+    values = values.astype(object) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:
+        out = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            out[i] = fn(v)
+        return out
+    mapped = np.empty(len(uniques) + 1, dtype=object)  # the last slot stands for missing (code -1)
+    for k, v in enumerate(uniques):
+        mapped[k] = fn(v)
+    mapped[-1] = fn(None)
+    return mapped[codes]
+
+
+def clean_text_column(values, report: LoadReport | None = None, where: str | None = None) -> np.ndarray:
+    """:func:`clean_text` of every value, computed once per distinct value; truncations counted per row."""
+    pairs = _map_distinct(values, _clean_text)
+    out = np.empty(len(pairs), dtype=object)
+    truncated = 0
+    for i, (text, cut) in enumerate(pairs):
+        out[i] = text
+        truncated += cut
+    if truncated and report is not None:
+        report.repair("text_truncated", truncated, where=where)
+    return out
 
 
 def add_category_path(categories: dict[str, dict], names: list[str]) -> str | None:
@@ -240,12 +278,9 @@ def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd
         elif col in ID_COLUMNS:
             out[col] = pd.Series(_clean_ids(s, col, report), index=df.index, dtype=object)
         else:
-            vals = s.astype(object).to_numpy()
             out[col] = pd.Series(
-                [
-                    None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)
-                    for v in vals
-                ],
+                _map_distinct(s.astype(object).to_numpy(), lambda v: None if (
+                    v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)),
                 index=df.index,
                 dtype=object,
             )
@@ -302,9 +337,9 @@ class Catalog:
                 if col in FLOAT_COLUMNS or col in INT_COLUMNS:
                     continue
                 if (name == "interactions" and col == "text") or col in ("title", "description", "name"):
-                    t[name][col] = [clean_text(v, report, f"{name}.{col}") for v in t[name][col]]
+                    t[name][col] = clean_text_column(t[name][col], report, f"{name}.{col}")
                 elif t[name][col].notna().any():
-                    t[name][col] = [None if v is None else (v.strip() or None) for v in t[name][col]]
+                    t[name][col] = _map_distinct(t[name][col], lambda v: None if v is None else (v.strip() or None))
 
         # node tables: ids required, duplicates merged or resolved
         for name, key in (
