@@ -16,9 +16,12 @@ from pathlib import Path
 
 from bench_report import markdown_table, save
 from kgrec.config import TrainConfig
+from kgrec.data.schema import load_schema
 from kgrec.runtime import resolve_device
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.pipeline import fit_model, prepare, scorer
+
+KG_RELATIONS = tuple(e.name for e in load_schema().edges.values() if not e.target)
 
 
 def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
@@ -37,7 +40,10 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
         "no-sentiment": ("without review sentiment", replace(base, sentiment=False)),
         "no-kg": ("without knowledge-graph relations (interactions only)", replace(base, relations=())),
         "layers3": ("3 layers", replace(base, layers=3)),
+        "hidden64": ("64 dimensions (the earlier default)", replace(base, hidden=64)),
         "hidden128": ("128 dimensions", replace(base, hidden=128)),
+        "no-sequence": ("without the followed_by relation (consecutive training products)",
+                        replace(base, relations=tuple(r for r in KG_RELATIONS if r != "followed_by"))),
     }
 
 

@@ -61,6 +61,8 @@ def _steps(profile: str) -> list[Step]:
         Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
                                       *res("explain_faithfulness")), needs="magazine"),
         Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),
+        Step("ann", ("ann.py", "--products", "100000,1000000", "--run", MAGAZINE_RUN, *res("ann")),
+             needs="magazine"),
         Step("trending", ("trending.py", "--datasets", "demo,magazine", *res("trending")), needs="magazine"),
         Step("events", ("events.py", "--requests", "3000", "--threads", "4", *res("events"))),
         Step("soak", ("soak.py", "--seconds", "600", "--threads", "8", *res("soak"))),
@@ -75,6 +77,7 @@ def _steps(profile: str) -> list[Step]:
         Step("refresh", ("refresh.py", "--data", "demo", "--seeds", "0,1", *res("refresh"))),
         Step("training_speed", ("training_speed.py", *speed, *sampled, *res("training_speed"))),
         Step("training_speed_large", ("training_speed.py", *large, *sampled, *res("training_speed_large"))),
+        Step("pipeline_scale_650", ("pipeline_scale.py", "--scale", "650", *res("pipeline_scale_650"))),
     ]
 
 

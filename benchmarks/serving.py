@@ -1,7 +1,7 @@
 """Serving speed.
 
 1. Top-10 latency for one user (p50/p99 over 1,000 users) and all-users throughput, for catalogs of
-   10k / 100k / 1M products with 65-dim vectors (the default R-GCN's hidden 64 + bias), each user
+   10k / 100k / 1M products with 65-dim vectors (a 64-wide R-GCN + bias; the default is now 256 wide), each user
    excluding 20 seen products, through ``Recommender.recommend`` / ``score_matrix`` exactly as served.
 2. With ``--run RUN_DIR``: a bounded HTTP load test of ``kgrec serve`` on loopback (1,000 POST
    /recommend requests from 4 client threads): p50/p99 latency and errors.
