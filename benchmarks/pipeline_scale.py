@@ -72,11 +72,13 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=650.0)
     ap.add_argument("--batch-size", type=int, default=65536)
     ap.add_argument("--negatives", type=int, default=OptimConfig.negatives)
+    ap.add_argument("--hidden", type=int, default=TrainConfig.hidden)
     ap.add_argument("--eval-users", type=int, default=10_000)
     ap.add_argument("--out", help="JSON to write (default benchmarks/results/pipeline_scale_<scale>.json)")
     args = ap.parse_args()
     stages = Stages()
     cfg = TrainConfig(data="demo", scale=args.scale, text=False, sentiment=False, baselines=(), quiet=True,
+                      hidden=args.hidden,
                       out="/tmp/kgrec-scale", optim=OptimConfig(batch_size=args.batch_size, negatives=args.negatives,
                                                                 epochs=1, temperature=(0.15,)))
     catalog = stages.run("generate the demo catalog", lambda: load_catalog("demo", scale=args.scale),
@@ -95,6 +97,7 @@ def main() -> None:
                                              prep.train_index.n_items, prep.item_category,
                                              dataclasses.replace(cfg.optim, epochs=1), 0, device),
                lambda info: f"{steps} steps of {args.batch_size:,} edges, {args.negatives:,} shared negatives, "
+                            f"width {args.hidden}, "
                             f"loss {info['curve'][-1]['loss']:.3f}")
     U, I = stages.run("embed every node (eval mode)", lambda: embeddings(model, inputs, device),
                       lambda ui: f"{ui[0].shape[0]:,} users, {ui[1].shape[0]:,} products")

@@ -34,6 +34,7 @@ def test_lightgcn_recipe_is_the_papers():
 
     recipe = LightGCNModel.recipe(1_000_000)
     assert (recipe.loss, recipe.lr, recipe.l2, recipe.negatives, recipe.batch_size) == ("bpr", 1e-3, 1e-5, 1, 2048)
+    assert recipe.epochs == 1000 and recipe.patience >= 200  # a slow start is not a stop (see the recipe)
     model = LightGCNModel(10, 20)
     assert model.model.embedding_dim == 64 and model.model.num_layers == 3
     small = LightGCNModel.recipe(1_600)  # a small shop still gets LightGCN.MIN_STEPS steps per epoch
@@ -51,6 +52,6 @@ def test_ease_reproduces_the_reference_harness(magazine_prep):
 @pytest.mark.slow
 def test_lightgcn_reproduces_the_reference_harness(magazine_prep):
     cfg, prep = magazine_prep
-    ndcg, info = _test_ndcg("lightgcn", dataclasses.replace(cfg, seed=0), prep)
-    # reference: 0.1171 over 3 seeds; one seed here, so the band is the spread the harness saw
+    # reference: 0.1171 over 3 seeds; seed 1 stopped at 0.059 when the patience was 50 epochs
+    ndcg, info = _test_ndcg("lightgcn", dataclasses.replace(cfg, seed=1), prep)
     assert ndcg > 0.10, info
