@@ -23,6 +23,29 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def reset_peak_rss() -> None:
+    """Reset this process's peak resident set (VmHWM), on Linux (writing 5 to clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set since the last :func:`reset_peak_rss`, in GiB (NaN off Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def latency_ms(ms) -> dict[str, float]:
+    """``{"p50 ms", "p99 ms"}`` of latencies in milliseconds, rounded to 0.1 ms."""
+    import numpy as np
+
+    return {"p50 ms": round(float(np.percentile(ms, 50)), 1), "p99 ms": round(float(np.percentile(ms, 99)), 1)}
+
+
 def machine() -> dict:
     """CPU cores, memory, GPU and library versions of this process's machine."""
     import torch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_report import markdown_table, save
+from bench_report import latency_ms, markdown_table, save
 from kgrec.serve.loadtest import post, running_server
 
 
@@ -64,9 +64,7 @@ def main() -> None:
     for path in ("/events", "/recommend"):
         ms = np.array([m for p, _, m in results if p == path])
         errors = sum(1 for p, s, _ in results if p == path and s != 200)
-        rows.append({"endpoint": path, "requests": len(ms), "errors": errors,
-                     "p50 ms": round(float(np.percentile(ms, 50)), 1),
-                     "p99 ms": round(float(np.percentile(ms, 99)), 1)})
+        rows.append({"endpoint": path, "requests": len(ms), "errors": errors, **latency_ms(ms)})
     headers = list(rows[0])
     md = markdown_table(headers, [[r[h] for h in headers] for r in rows])
     save(args.out, {"rows": rows, "acknowledged": acked, "in_log": logged, "seconds": wall},

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_report import markdown_table, save
+from bench_report import markdown_table, peak_rss_gib, reset_peak_rss, save
 from kgrec.config import OptimConfig, TrainConfig
 from kgrec.data.interactions import UserItems
 from kgrec.loaders import load_catalog
@@ -38,29 +38,15 @@ from kgrec.train.loop import embeddings, train_embedding_model
 from kgrec.train.pipeline import prepare
 
 
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _peak_gib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
 class Stages:
     def __init__(self):
         self.rows: list[dict] = []
 
     def run(self, name: str, fn, detail=lambda out: ""):
-        _reset_peak()
+        reset_peak_rss()
         t0 = time.perf_counter()
         out = fn()
-        row = {"stage": name, "seconds": round(time.perf_counter() - t0, 1), "peak RSS": f"{_peak_gib():.2f} GiB",
+        row = {"stage": name, "seconds": round(time.perf_counter() - t0, 1), "peak RSS": f"{peak_rss_gib():.2f} GiB",
                "detail": detail(out)}
         print(row, flush=True)
         self.rows.append(row)

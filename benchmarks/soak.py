@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_report import markdown_table, save
+from bench_report import latency_ms, markdown_table, save
 from kgrec.serve.loadtest import post, running_server
 
 QUERIES = ("camera", "coffee grinder", "running shoes", "shampoo", "travel guide", "yoga mat")
@@ -158,12 +158,10 @@ def main() -> None:
         ms = np.array([r[2] for r in rows])
         table.append({"endpoint": path, "requests": len(rows), "errors": sum(r[1] != 200 for r in rows),
                       "wrong": sum(r[1] == 200 and not r[3] for r in rows), "503 retries": sum(r[4] for r in rows),
-                      "p50 ms": round(float(np.percentile(ms, 50)), 1),
-                      "p99 ms": round(float(np.percentile(ms, 99)), 1)})
+                      **latency_ms(ms)})
     total = {"endpoint": "all", "requests": len(results), "errors": sum(r["errors"] for r in table),
              "wrong": sum(r["wrong"] for r in table), "503 retries": sum(r["503 retries"] for r in table),
-             "p50 ms": round(float(np.percentile([r[2] for r in results], 50)), 1),
-             "p99 ms": round(float(np.percentile([r[2] for r in results], 99)), 1)}
+             **latency_ms([r[2] for r in results])}
     table.append(total)
     headers = list(table[0])
     md = markdown_table(headers, [[r[h] for h in headers] for r in table])

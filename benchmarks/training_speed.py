@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from bench_report import markdown_table, save
+from bench_report import markdown_table, peak_rss_gib, reset_peak_rss, save
 from kgrec.config import OptimConfig, TrainConfig
 from kgrec.loaders import load_catalog
 from kgrec.models import build_model
@@ -30,20 +30,10 @@ from kgrec.train.loop import FullGraphBatches, train_embedding_model
 from kgrec.train.pipeline import neighbour_batches, prepare
 
 
-def _reset_peak() -> None:
-    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
 def _peak_gib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**30
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
+    return peak_rss_gib()
 
 
 class _Limited:
@@ -60,7 +50,7 @@ class _Limited:
 
 
 def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
-    _reset_peak()
+    reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model = build_model(name, prep.data, cfg).to(device)
