@@ -132,7 +132,7 @@ class PathPrior:
             elif name == "co_interacted":  # m[i, j] = sim(i, j) for j among i's neighbours: (M Hᵀ)ᵀ
                 out[name] = torch.sparse.mm(m, hist.t()).t()
             else:  # incidence C [I, K]: (H C) Cᵀ = (C (Cᵀ Hᵀ))ᵀ
-                mt = self._cached(name + "_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                mt = self._transposed(name)
                 per_node = torch.sparse.mm(mt, hist.t())  # [K, B]
                 out[name] = torch.sparse.mm(m, per_node).t()
         return out
@@ -152,7 +152,7 @@ class PathPrior:
                 q = self.text_query(users)
                 out[name] = _standardise((q[:, None, :] * m[items]).sum(-1), *self.text_moments(q))
             elif name == "co_interacted":  # P(u, ·) = Σ_{j ∈ history} m[·, j]: rows j of mᵀ, summed per user
-                mt = self._cached("co_interacted_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                mt = self._transposed("co_interacted")
                 which, col, val = csr_rows(mt, hist)
                 key, inverse = torch.unique(rows[which] * n + col, return_inverse=True)  # sorted
                 summed = torch.zeros(key.numel(), dtype=torch.float64).index_add_(0, inverse, val.double())
@@ -204,12 +204,12 @@ class PathPrior:
             if m is None or name == "text" or hist.numel() == 0:
                 continue
             if name == "co_interacted":  # rows j ∈ history of mᵀ
-                mt = self._cached("co_interacted_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                mt = self._transposed("co_interacted")
                 _, col, val = csr_rows(mt, hist)
             else:  # the products of the user's categories/brands, weighted by C_i · w
                 _, nodes, weight = csr_rows(m, hist)
                 w = torch.zeros(m.shape[1], dtype=torch.float64).index_add_(0, nodes, weight.double())
-                ct = self._cached(name + "_t", lambda m=m: m.to_sparse_coo().t().coalesce().to_sparse_csr())
+                ct = self._transposed(name)
                 which, col, val = csr_rows(ct, torch.unique(nodes))
                 val = val.double() * w[torch.unique(nodes)[which]]
             if col.numel() == 0:
@@ -223,6 +223,10 @@ class PathPrior:
     def _gram(m: Tensor) -> Tensor:
         coo = m.to_sparse_coo().coalesce().double()
         return torch.sparse.mm(coo.t().coalesce(), coo).coalesce()
+
+    def _transposed(self, name: str) -> Tensor:
+        """The CSR transpose of relation ``name``'s matrix (built once)."""
+        return self._cached(name + "_t", lambda: self.parts[name].to_sparse_coo().t().coalesce().to_sparse_csr())
 
     def _cached(self, key: str, make):
         if key not in self._derived:
@@ -298,6 +302,12 @@ class HybridScorer:
     def __call__(self, users: Tensor) -> Tensor:
         return sum(self.terms(users).values())
 
+    def _base_moments(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation over every product of the base scores ``q · I_i`` (``q [B, d]``)."""
+        if self._moments is None:
+            self._moments = LinearMoments(self.vectors[1])
+        return self._moments(q)
+
     def score_at(self, users: Tensor, items: Tensor) -> Tensor:
         """The served score of ``users [B]`` at ``items [B, C]`` only, equal to ``self(users)`` there (the
         per-user z-scores use moments over every product; see :meth:`PathPrior.scores_at`). Needs the
@@ -308,9 +318,7 @@ class HybridScorer:
         if self.base is not None:
             U, I = self.vectors
             q = U[users]
-            if self._moments is None:
-                self._moments = LinearMoments(I)
-            total += _standardise((q[:, None, :] * I[items]).sum(-1), *self._moments(q))
+            total += _standardise((q[:, None, :] * I[items]).sum(-1), *self._base_moments(q))
         used = {name: w for name, w in self.weights.items() if w}
         for name, part in self.prior.scores_at(users, items, used).items():
             total += used[name] * part
@@ -334,9 +342,7 @@ class HybridScorer:
         parts = []
         if self.base is not None:
             q = self.vectors[0][users]
-            if self._moments is None:
-                self._moments = LinearMoments(self.vectors[1])
-            parts.append(q / (self._moments(q)[1][:, None].float() + 1e-9))
+            parts.append(q / (self._base_moments(q)[1][:, None].float() + 1e-9))
         used = self._used()
         if "text" in used:
             q = self.prior.text_query(users)
