@@ -123,36 +123,38 @@ def clean_text(value: Any, report: LoadReport | None = None, where: str | None =
     return text
 
 
-def _map_distinct(values, fn) -> np.ndarray:
-    """``[fn(v) for v in values]`` as an object array, calling ``fn`` once per distinct value (missing
-    values as one, ``None``): exports repeat most of their strings. Unhashable values (JSON arrays)
-    fall back to one call per value."""
+def _per_distinct(values, fn, unhashable_per_row: bool = True) -> tuple[np.ndarray, list]:
+    """``fn`` once per distinct value of ``values`` (missing values as one, ``None``): exports repeat
+    most of their strings. Returns ``(codes [N], results)`` with ``results[codes[i]] = fn(values[i])``
+    (the last result is the missing values'). Unhashable values (JSON arrays) get one call per row,
+    or, with ``unhashable_per_row`` False, raise ``TypeError``."""
     values = values.astype(object) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     except TypeError:
-        out = np.empty(len(values), dtype=object)
-        for i, v in enumerate(values):
-            out[i] = fn(v)
-        return out
-    mapped = np.empty(len(uniques) + 1, dtype=object)  # the last slot stands for missing (code -1)
-    for k, v in enumerate(uniques):
-        mapped[k] = fn(v)
-    mapped[-1] = fn(None)
+        if not unhashable_per_row:
+            raise
+        return np.arange(len(values)), [fn(v) for v in values]
+    return codes, [fn(v) for v in uniques] + [fn(None)]  # code -1 (missing) picks the last
+
+
+def _map_distinct(values, fn) -> np.ndarray:
+    """``[fn(v) for v in values]`` as an object array, computed once per distinct value."""
+    codes, results = _per_distinct(values, fn)
+    mapped = np.empty(len(results), dtype=object)
+    mapped[:] = results
     return mapped[codes]
 
 
 def clean_text_column(values, report: LoadReport | None = None, where: str | None = None) -> np.ndarray:
     """:func:`clean_text` of every value, computed once per distinct value; truncations counted per row."""
-    pairs = _map_distinct(values, _clean_text)
-    out = np.empty(len(pairs), dtype=object)
-    truncated = 0
-    for i, (text, cut) in enumerate(pairs):
-        out[i] = text
-        truncated += cut
+    codes, results = _per_distinct(values, _clean_text)
+    texts = np.empty(len(results), dtype=object)
+    texts[:] = [text for text, _ in results]
+    truncated = int(np.array([cut for _, cut in results], dtype=bool)[codes].sum())
     if truncated and report is not None:
         report.repair("text_truncated", truncated, where=where)
-    return out
+    return texts[codes]
 
 
 def add_category_path(categories: dict[str, dict], names: list[str]) -> str | None:
@@ -207,26 +209,32 @@ def _id_text(v: object) -> str | None:
     return str(v)
 
 
+def _clean_id(v: object) -> tuple[str | None, bool, bool]:
+    """(the id in Unicode NFC without control characters, whether NFC changed it, whether control
+    characters were removed)."""
+    text = _id_text(v)
+    if text is None:
+        return None, False, False
+    normalised = stripped = False
+    if not text.isascii():
+        nfc = unicodedata.normalize("NFC", text)
+        normalised = nfc != text
+        text = nfc
+    if _CONTROL_RE.search(text):
+        text = _CONTROL_RE.sub("", text)
+        stripped = True
+    return text.strip() or None, normalised, stripped
+
+
 def _clean_ids(values: pd.Series, col: str, report: LoadReport | None) -> np.ndarray:
     """Ids in Unicode NFC without control characters (both counted per row): twins that differ only in
     their byte form, or in an invisible NUL, are one id. Works on the distinct values only."""
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    cleaned = np.empty(len(uniques) + 1, dtype=object)  # the last slot stands for missing (code -1)
-    normalised = np.zeros(len(uniques) + 1, dtype=bool)
-    stripped = np.zeros(len(uniques) + 1, dtype=bool)
-    for k, v in enumerate(uniques):
-        text = _id_text(v)
-        if text is not None:
-            if not text.isascii():
-                nfc = unicodedata.normalize("NFC", text)
-                normalised[k] = nfc != text
-                text = nfc
-            if _CONTROL_RE.search(text):
-                text = _CONTROL_RE.sub("", text)
-                stripped[k] = True
-            text = text.strip() or None
-        cleaned[k] = text
+    codes, results = _per_distinct(values, _clean_id, unhashable_per_row=False)
+    cleaned = np.empty(len(results), dtype=object)
+    cleaned[:] = [text for text, _, _ in results]
     if report is not None:
+        normalised = np.array([n for _, n, _ in results], dtype=bool)
+        stripped = np.array([c for _, _, c in results], dtype=bool)
         report.repair(f"{col}_unicode_normalised", int(normalised[codes].sum()))
         report.repair(f"{col}_control_characters_removed", int(stripped[codes].sum()))
     return cleaned[codes]
