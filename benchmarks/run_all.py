@@ -12,7 +12,13 @@ the README's block between the ``results`` markers is replaced by those ``.md`` 
 so every number there is one the scripts wrote. A failed step is reported, the others still run,
 and the exit status is 1; its old ``.md`` (if any) stays, with its own older finish time on it.
 
-``--profile gpu`` adds the 10M-interaction training-speed rows on CUDA (the prepared GPU script).
+``--profile gpu`` is the prepared GPU run, its own short list (one H200: about 6 minutes; the device
+machine has torch and PyG, so the install is ``pip install --no-deps --no-build-isolation -e .``)::
+
+    pip install -e . && python benchmarks/run_all.py --profile gpu
+
+It times R-GCN, HGT and LightGCN epochs on CUDA (bf16 autocast) at 0.1M and 1M interactions, and
+R-GCN and LightGCN at 10M; its tables join the default profile's in the README.
 """
 from __future__ import annotations
 
@@ -42,10 +48,16 @@ class Step:
 
 def _steps(profile: str) -> list[Step]:
     res = lambda name: ("--out", f"benchmarks/results/{name}.json")  # noqa: E731
-    # 0.1M interactions: every model; 1M (and 10M on a GPU): R-GCN and LightGCN (HGT is ~1.4× R-GCN)
-    speed = ("--scales", "6.5", "--devices", "cpu" if profile == "default" else "cuda,cpu")
-    large = ("--scales", "65", "--models", "rgcn,lightgcn", "--devices", "cpu") if profile == "default" else \
-        ("--scales", "65,650", "--models", "rgcn,hgt,lightgcn", "--devices", "cuda")
+    if profile == "gpu":
+        return [
+            Step("training_speed_gpu", ("training_speed.py", "--scales", "6.5,65", "--models", "rgcn,hgt,lightgcn",
+                                        "--devices", "cuda", *res("training_speed_gpu"))),
+            Step("training_speed_gpu_10m", ("training_speed.py", "--scales", "650", "--models", "rgcn,lightgcn",
+                                            "--devices", "cuda", *res("training_speed_gpu_10m"))),
+        ]
+    # 0.1M interactions: every model; 1M: R-GCN and LightGCN (HGT is ~1.4× R-GCN)
+    speed = ("--scales", "6.5", "--devices", "cpu")
+    large = ("--scales", "65", "--models", "rgcn,lightgcn", "--devices", "cpu")
     sampled: tuple[str, ...] = ()
     if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
         sampled = ("--neighbours", "10,10")
@@ -99,15 +111,16 @@ def _missing(need: str) -> str | None:
 
 
 def render(steps: list[Step]) -> list[str]:
-    """Replace the README's results block with ``results/NAME.md`` of every step, in order."""
+    """Replace the README's results block with the run summaries and ``results/NAME.md`` of every step, in
+    order; returns the steps without results."""
     readme = HERE / "README.md"
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{readme} lacks the markers {BEGIN!r} … {END!r}")
     parts, missing = [], []
-    summary = HERE / "results" / "run_all.md"
-    if summary.is_file():
-        parts.append(summary.read_text(encoding="utf-8").strip())
+    for summary in (HERE / "results" / "run_all.md", HERE / "results" / "run_all_gpu.md"):
+        if summary.is_file():
+            parts.append(summary.read_text(encoding="utf-8").strip())
     for step in steps:
         md = HERE / "results" / f"{step.name}.md"
         if md.is_file():
@@ -121,7 +134,7 @@ def render(steps: list[Step]) -> list[str]:
     return missing
 
 
-def _write_summary(started: datetime, done: list[list], partial: bool, finished: bool) -> None:
+def _write_summary(started: datetime, done: list[list], partial: bool, finished: bool, profile: str) -> None:
     from bench_report import command_line, describe, machine, markdown_table
 
     total = sum(float(d[2].replace(",", "")) for d in done if d[2])
@@ -129,8 +142,10 @@ def _write_summary(started: datetime, done: list[list], partial: bool, finished:
         if partial else "every step"
     if not finished:
         what += f" (in progress or interrupted: {len(done)} steps done)"
-    (HERE / "results" / "run_all.md").write_text(
-        f"### The last `run_all.py` run\n\n`{command_line()}` ran {what}, started "
+    name, title = ("run_all_gpu", "The last `run_all.py --profile gpu` run") if profile == "gpu" else \
+        ("run_all", "The last `run_all.py` run")
+    (HERE / "results" / f"{name}.md").write_text(
+        f"### {title}\n\n`{command_line()}` ran {what}, started "
         f"{started.strftime('%Y-%m-%d %H:%M UTC')}, {total / 60:.0f} min in all ({describe(machine())}).\n\n"
         + markdown_table(["step", "outcome", "seconds"], done) + "\n", encoding="utf-8")
 
@@ -165,7 +180,7 @@ def main() -> int:
                 print(f"[{i}/{len(chosen)}] {step.name}: skipped, {why}", flush=True)
                 failed.append(f"{step.name} (skipped: {why})")
                 done.append([f"`{step.name}`", f"skipped: {why}", ""])
-                _write_summary(started, done, len(chosen) < len(steps), finished=i == len(chosen))
+                _write_summary(started, done, len(chosen) < len(steps), i == len(chosen), args.profile)
                 continue
             cmd = [sys.executable, str(HERE / step.args[0]), *step.args[1:]]
             print(f"[{i}/{len(chosen)}] {step.name}: python benchmarks/{' '.join(step.args)}", flush=True)
@@ -176,8 +191,8 @@ def main() -> int:
             done.append([f"`{step.name}`", "ok" if rc == 0 else f"**failed (exit {rc})**", f"{seconds:,.0f}"])
             if rc != 0:
                 failed.append(f"{step.name} (exit {rc})")
-            _write_summary(started, done, len(chosen) < len(steps), finished=i == len(chosen))
-    missing = render(steps)
+            _write_summary(started, done, len(chosen) < len(steps), i == len(chosen), args.profile)
+    missing = render(_steps("default") + _steps("gpu"))
     print(f"rewrote {HERE / 'README.md'}" + (f"; no results yet for {', '.join(missing)}" if missing else ""))
     if failed:
         print("not measured this time: " + "; ".join(failed))

@@ -1,7 +1,7 @@
 """Training speed: seconds per epoch and peak memory of R-GCN / HGT vs PyG's LightGCN on the same demo
 graph, at several sizes, on CPU and (when present) CUDA with bf16, full-graph and (with
 ``--neighbours``, when pyg-lib or torch-sparse is importable) neighbour-sampled R-GCN. Prints a
-table, writes JSON. This is also the prepared GPU script:
+table, writes JSON. ``run_all.py --profile gpu`` runs it on CUDA:
 
     # ≈0.1M / 1M / 10M interactions
     .venv/bin/python benchmarks/training_speed.py --scales 6.5,65,650 --devices cuda,cpu
@@ -9,8 +9,10 @@ table, writes JSON. This is also the prepared GPU script:
 Each size's graph is built once (text features off: this measures message passing and the optimiser,
 not the encoder). Each row runs one warm-up step, then times one full epoch of the kgrec trainer
 (batch ``--batch-size`` training edges, 8,192 uniform negatives shared by the batch, the default).
-Peak memory is per row: CUDA's peak allocated bytes, or on CPU the process's peak resident set
-(VmHWM), reset before the row, so the graph itself is included.
+After each epoch the trainer ranks every product for a sample of ``--val-users`` validation users,
+as training does; the epoch time excludes that validation pass. Peak memory is per row: CUDA's peak
+allocated bytes, or on CPU the process's peak resident set (VmHWM), reset before the row, so the
+graph itself is included.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from bench_report import markdown_table, peak_rss_gib, reset_peak_rss, save
 from kgrec.config import OptimConfig, TrainConfig
+from kgrec.data.interactions import UserItems
 from kgrec.loaders import load_catalog
 from kgrec.models import build_model
 from kgrec.train.loop import FullGraphBatches, train_embedding_model
@@ -49,7 +52,17 @@ class _Limited:
             yield b
 
 
-def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
+def sample_users(targets: UserItems, n: int, seed: int = 0) -> UserItems:
+    """The pairs of ``n`` randomly chosen users of ``targets`` (all of them when it has at most ``n``)."""
+    users = torch.unique(targets.users)
+    if users.numel() <= n:
+        return targets
+    keep = users[torch.randperm(users.numel(), generator=torch.Generator().manual_seed(seed))[:n]]
+    mask = torch.isin(targets.users, keep)
+    return UserItems(targets.users[mask], targets.items[mask], targets.n_users, targets.n_items)
+
+
+def measure(prep, name: str, device: torch.device, cfg: TrainConfig, val: UserItems) -> dict:
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -84,7 +97,7 @@ def measure(prep, name: str, device: torch.device, cfg: TrainConfig) -> dict:
             inputs,
             prep.train_users,
             prep.train_items,
-            prep.val_index,
+            val,
             [prep.train_index],
             prep.train_index.n_items,
             prep.item_category,
@@ -111,6 +124,9 @@ def main() -> None:
     ap.add_argument(
         "--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)"
     )
+    ap.add_argument("--val-users", type=int, default=10_000,
+                    help="validation users ranked after each epoch (a sample: the timed epoch excludes validation, "
+                         "this only bounds the run's wall time)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "training_speed.json"))
     args = ap.parse_args()
     rows = []
@@ -133,6 +149,7 @@ def main() -> None:
             optim=OptimConfig(batch_size=args.batch_size),
         )
         prep = prepare(base, catalog)
+        val = sample_users(prep.val_index, args.val_users)
         n_edges, n_int = int(prep.data.num_edges), len(catalog.interactions)
         print(
             f"scale {scale:g}: {n_int:,} interactions, {n_edges:,} message-passing edges, "
@@ -146,7 +163,7 @@ def main() -> None:
                 continue
             for name, fanout in variants:
                 cfg = dataclasses.replace(base, optim=dataclasses.replace(base.optim, neighbours=fanout))
-                r = measure(prep, name, torch.device(device), cfg)
+                r = measure(prep, name, torch.device(device), cfg, val)
                 label = name + (f" sampled {','.join(map(str, fanout))}" if fanout else "")
                 row = {
                     "scale": scale,

@@ -16,8 +16,10 @@ generated rating; the others come from templates. Every Chinese review carries a
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,6 +259,84 @@ def _choice(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray:
     return cdf.searchsorted(rng.random(size), side="right")
 
 
+USER_BLOCK = 4096  # users per random stream: the shop is the same whatever the number of worker processes
+PARALLEL_MIN_USERS = 8 * USER_BLOCK  # below this, one process draws every block
+
+
+@dataclass(frozen=True)
+class _Tastes:
+    """What a user's draws depend on (the catalog side, fixed before any user is drawn)."""
+
+    n_sub: int
+    n_brands: int
+    start: int  # epoch seconds of the first possible interaction
+    complements: tuple[tuple[int, ...], ...]  # per subcategory, its complementary subcategories
+    by_sub: tuple[np.ndarray, ...]  # per subcategory, its products
+    pool_base: tuple[np.ndarray, ...]  # per subcategory, popularity + quality logit of its products
+    pool_tags: tuple[np.ndarray, ...]  # per subcategory, [products, tags] 0/1
+    pool_brand: tuple[np.ndarray, ...]  # per subcategory, brand of its products
+    p_tags: np.ndarray  # [products, tags] bool
+    p_brand: np.ndarray  # [products]
+
+    def draw(self, rng: np.random.Generator, n_users: int) -> tuple[np.ndarray, ...]:
+        """Draw ``n_users`` users' histories from ``rng``: (lengths ``[n_users]``, then per interaction in
+        user and time order: product, time, taste match, rating noise, kind uniform, review template)."""
+        n_sub, n_tags = self.n_sub, self.p_tags.shape[1]
+        parts: list[list[np.ndarray]] = [[] for _ in range(6)]
+        lengths = np.empty(n_users, dtype=np.int64)
+        for u in range(n_users):
+            n_fav = rng.integers(1, 4)
+            fav_sub = rng.choice(n_sub, size=n_fav, replace=False)
+            sub_w = np.full(n_sub, 0.02)
+            sub_w[fav_sub] = rng.dirichlet(np.ones(n_fav)) * 3
+            for f in fav_sub:
+                for c in self.complements[f]:
+                    sub_w[c] += 0.4
+            sub_w /= sub_w.sum()
+            tag_pref = rng.normal(0, 1, n_tags) * (rng.random(n_tags) < 0.3)
+            brand_pref = np.zeros(self.n_brands)
+            brand_pref[rng.choice(self.n_brands, size=3, replace=False)] = 1.5
+            length = int(min(max(rng.lognormal(2.3, 0.6), 3), 120))
+            subs = _choice(rng, sub_w, length)
+            picks = np.empty(length, dtype=np.int64)
+            order = np.argsort(subs, kind="stable")  # positions grouped by subcategory, ascending
+            bounds = np.flatnonzero(np.diff(subs[order])) + 1
+            for at in np.split(order, bounds):
+                sub = subs[at[0]]
+                logits = self.pool_base[sub] + self.pool_tags[sub] @ tag_pref + brand_pref[self.pool_brand[sub]]
+                prob = np.exp(logits - logits.max())
+                picks[at] = self.by_sub[sub][_choice(rng, prob / prob.sum(), len(at))]
+            picks = np.fromiter(dict.fromkeys(picks.tolist()), dtype=np.int64)  # each product once, first pick's
+            n = len(picks)
+            first = self.start + rng.integers(0, 200 * 86400)
+            times = first + np.cumsum(rng.exponential(5 * 86400, n)).astype(np.int64)
+            match = self.p_tags[picks] @ tag_pref + brand_pref[self.p_brand[picks]] * 0.5
+            draws = (picks, times, match, rng.normal(0, 0.7, n), rng.random(n), rng.integers(0, 3, n))
+            for part, values in zip(parts, draws):
+                part.append(values)
+            lengths[u] = n
+        return (lengths, *(np.concatenate(part) for part in parts))
+
+
+def _draw_block(tastes: _Tastes, seed: int, block: int, n_users: int) -> tuple[np.ndarray, ...]:
+    return tastes.draw(np.random.default_rng([seed, 1, block]), n_users)
+
+
+def _draw_users(tastes: _Tastes, n_users: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Every user's draws, block ``b`` (users ``b·USER_BLOCK …``) from its own stream ``(seed, 1, b)``,
+    so blocks can be drawn in parallel worker processes (forked, where the platform allows) and
+    concatenated in order: the same shop whatever the number of processes."""
+    sizes = [min(USER_BLOCK, n_users - lo) for lo in range(0, n_users, USER_BLOCK)]
+    workers = min(len(sizes), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    jobs = [(tastes, seed, b, size) for b, size in enumerate(sizes)]
+    if n_users < PARALLEL_MIN_USERS or workers < 2 or "fork" not in mp.get_all_start_methods():
+        blocks = [_draw_block(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            blocks = list(pool.map(_draw_block, *zip(*jobs)))
+    return tuple(np.concatenate(column) for column in zip(*blocks))
+
+
 def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_836_800,
                           locale: str = "en") -> Catalog:
     """Generate the synthetic demo shop in ``locale`` (en or zh). Deterministic for a given
@@ -335,59 +415,32 @@ def generate_demo_catalog(scale: float = 1.0, seed: int = 0, start: int = 1_577_
                 for q in rng.choice(pool, size=min(2, len(pool)), replace=False):
                     links.append({"src_id": f"P{p:06d}", "dst_id": f"P{q:06d}", "kind": kind})
 
-    # users with latent tastes; interactions in time order. The loop makes only the random draws, in a
-    # fixed order (so a seed gives the same shop); the columns are built from arrays afterwards.
+    # users with latent tastes; interactions in time order, drawn in blocks of users (see _Tastes.draw)
     popularity = rng.pareto(1.5, n_products) + 1.0
     log_pop = np.log(popularity) * 0.5
-    pool_base = [log_pop[pool] + 0.5 * p_quality[pool] for pool in by_sub]  # per subcategory
-    pool_tags = [p_tags[pool].astype(np.float64) for pool in by_sub]
-    pool_brand = [p_brand[pool] for pool in by_sub]
-    n_tags, n_brands = len(TAGS), len(brands)
-    parts: dict[str, list[np.ndarray]] = {"picks": [], "times": [], "noise": [], "kind": [], "template": [],
-                                           "match": []}
-    lengths = np.empty(n_users, dtype=np.int64)
-    for u in range(n_users):
-        n_fav = rng.integers(1, 4)
-        fav_sub = rng.choice(n_sub, size=n_fav, replace=False)
-        sub_w = np.full(n_sub, 0.02)
-        sub_w[fav_sub] = rng.dirichlet(np.ones(n_fav)) * 3
-        for f in fav_sub:
-            for c in complements.get(f, []):
-                sub_w[c] += 0.4
-        sub_w /= sub_w.sum()
-        tag_pref = rng.normal(0, 1, n_tags) * (rng.random(n_tags) < 0.3)
-        brand_pref = np.zeros(n_brands)
-        brand_pref[rng.choice(n_brands, size=3, replace=False)] = 1.5
-        length = int(min(max(rng.lognormal(2.3, 0.6), 3), 120))
-        subs = _choice(rng, sub_w, length)
-        picks = np.empty(length, dtype=np.int64)
-        order = np.argsort(subs, kind="stable")  # positions grouped by subcategory, ascending
-        bounds = np.flatnonzero(np.diff(subs[order])) + 1
-        for at in np.split(order, bounds):
-            sub = subs[at[0]]
-            logits = pool_base[sub] + pool_tags[sub] @ tag_pref + brand_pref[pool_brand[sub]]
-            prob = np.exp(logits - logits.max())
-            picks[at] = by_sub[sub][_choice(rng, prob / prob.sum(), len(at))]
-        picks = np.fromiter(dict.fromkeys(picks.tolist()), dtype=np.int64)  # each product once, first pick's order
-        n = len(picks)
-        times = start + rng.integers(0, 200 * 86400) + np.cumsum(rng.exponential(5 * 86400, n)).astype(np.int64)
-        parts["match"].append(p_tags[picks] @ tag_pref + brand_pref[p_brand[picks]] * 0.5)
-        parts["noise"].append(rng.normal(0, 0.7, n))
-        parts["kind"].append(rng.random(n))
-        parts["template"].append(rng.integers(0, 3, n))
-        parts["picks"].append(picks)
-        parts["times"].append(times)
-        lengths[u] = n
+    tastes = _Tastes(
+        n_sub=n_sub, n_brands=len(brands), start=start,
+        complements=tuple(tuple(complements.get(s, ())) for s in range(n_sub)),
+        by_sub=tuple(by_sub),
+        pool_base=tuple(log_pop[pool] + 0.5 * p_quality[pool] for pool in by_sub),
+        pool_tags=tuple(p_tags[pool].astype(np.float64) for pool in by_sub),
+        pool_brand=tuple(p_brand[pool] for pool in by_sub),
+        p_tags=p_tags, p_brand=p_brand,
+    )
+    lengths, picks, times, match, noise, r, template = _draw_users(tastes, n_users, seed)
     users = [{"user_id": f"U{u:06d}", "name": v.user_name(u)} for u in range(n_users)]
-    picks, times, match, noise, r, template = (np.concatenate(parts[k]) for k in
-                                               ("picks", "times", "match", "noise", "kind", "template"))
     ratings = np.clip(np.round(3.6 + 0.9 * p_quality[picks] + 0.4 * match + noise), 1, 5)
     kind_code = np.where(r < 0.45, 0, np.where(r < 0.65, 1, 2))  # purchase, rating, review
     product_ids = np.array([f"P{p:06d}" for p in range(n_products)], dtype=object)
     user_ids = np.array([row["user_id"] for row in users], dtype=object)
     text = np.full(len(picks), None, dtype=object)
-    for i in np.flatnonzero(kind_code == 2):
-        text[i] = REVIEWS[int(ratings[i])][template[i]].format(noun=nouns[picks[i]])
+    reviews = np.flatnonzero(kind_code == 2)
+    # one string per distinct (rating, template, product) of the reviews
+    key = (ratings[reviews].astype(np.int64) * 3 + template[reviews]) * n_products + picks[reviews]
+    distinct, where = np.unique(key, return_inverse=True)
+    wording = [REVIEWS[k // n_products // 3][k // n_products % 3].format(noun=nouns[k % n_products])
+               for k in distinct.tolist()]
+    text[reviews] = np.array(wording, dtype=object)[where]
     cols = {
         "user_id": user_ids[np.repeat(np.arange(n_users), lengths)],
         "product_id": product_ids[picks],

@@ -107,23 +107,37 @@ class ItemKNN:
             sim.fill_diagonal_(0)
             self.sim = sim
         else:
-            xs = x  # [U, I] sparse COO
-            rows, cols, vals = [], [], []
-            for start in range(0, self.n_items, 2048):
-                stop = min(start + 2048, self.n_items)
-                sel = torch.arange(start, stop)
-                part = xt.index_select(0, sel).coalesce()  # [b, U] sparse
-                block = torch.sparse.mm(part, xs).to_dense() / norms[start:stop, None] / norms[None, :]
-                block[torch.arange(stop - start), torch.arange(start, stop)] = 0
-                v, c = block.topk(min(self.neighbours, self.n_items), dim=1)
-                rows.append(torch.arange(start, stop).repeat_interleave(v.shape[1]))
-                cols.append(c.flatten())
-                vals.append(v.flatten())
-            self._top = (torch.cat(cols), torch.cat(vals))  # per product, neighbours by descending similarity
-            self.sim = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
-                                               (self.n_items, self.n_items), check_invariants=False)
-            self.sim_t = self.sim.t().coalesce().to_sparse_csr()  # [I, I], row j = items similar to j
+            self._top_by_chunks(x, xt, norms)
         return self
+
+    def _top_by_chunks(self, x: Tensor, xt: Tensor, norms: Tensor) -> None:
+        """The top ``neighbours`` similarities of every product, one dense ``[chunk, I]`` block of
+        co-occurrence counts at a time (on the GPU when there is one: at 10⁵ products this is most of
+        building the graph). ``x [U, I]``, ``xt [I, U]`` coalesced sparse 0/1; ``norms [I]``."""
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        chunk = 2048 if device.type == "cpu" else max(1, 2**28 // self.n_items)  # a block of ≤ 1 GiB on a GPU
+        k = min(self.neighbours, self.n_items)
+        owner, user = xt.indices()  # sorted by product
+        bounds = torch.searchsorted(owner, torch.arange(0, self.n_items + chunk, chunk).clamp(max=self.n_items))
+        xs, norms_d = x.to(device), norms.to(device)
+        cols, vals = [], []
+        for b, start in enumerate(range(0, self.n_items, chunk)):
+            stop, lo, hi = min(start + chunk, self.n_items), int(bounds[b]), int(bounds[b + 1])
+            part = torch.sparse_coo_tensor(torch.stack([owner[lo:hi] - start, user[lo:hi]]),
+                                           torch.ones(hi - lo), (stop - start, self.n_users), is_coalesced=True,
+                                           check_invariants=False).to(device)  # [b, U]
+            block = torch.sparse.mm(part, xs).to_dense()  # [b, I] co-occurrence counts
+            block.div_(norms_d[start:stop, None]).div_(norms_d[None, :])
+            block[torch.arange(stop - start, device=device), torch.arange(start, stop, device=device)] = 0
+            v, c = block.topk(k, dim=1)
+            cols.append(c.cpu().flatten())
+            vals.append(v.float().cpu().flatten())
+            del block
+        rows = torch.arange(self.n_items).repeat_interleave(k)
+        self._top = (torch.cat(cols), torch.cat(vals))  # per product, neighbours by descending similarity
+        self.sim = torch.sparse_coo_tensor(torch.stack([rows, self._top[0]]), self._top[1],
+                                           (self.n_items, self.n_items), check_invariants=False)
+        self.sim_t = self.sim.t().coalesce().to_sparse_csr()  # [I, I], row j = items similar to j
 
     def top_neighbours(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
         """The ``k`` most similar products of every product with a positive similarity:

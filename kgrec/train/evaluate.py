@@ -28,27 +28,30 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
     kmax = max(ks)
     sums = {f"recall@{k}": 0.0 for k in ks} | {f"ndcg@{k}": 0.0 for k in ks} | {"mrr": 0.0}
     top10: list[Tensor] = []
-    discounts = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
     for start in range(0, users.numel(), batch_size):
         batch = users[start:start + batch_size]
-        scores = score_users(batch).float().clone()  # [B, I]
+        scores = score_users(batch).float().clone()  # [B, I], on the scorer's device
+        device = scores.device
         for ex in exclude:
             rows, items = ex.gather(batch)
-            scores[rows, items] = -math.inf
-        target = targets.dense(batch).bool()  # [B, I]
+            scores[rows.to(device), items.to(device)] = -math.inf
+        target = torch.zeros_like(scores, dtype=torch.bool)  # [B, I]
+        rows, items = targets.gather(batch)
+        target[rows.to(device), items.to(device)] = True
         top = scores.topk(min(kmax, scores.shape[1]), dim=1).indices  # [B, kmax]
         hits = target.gather(1, top).double()  # [B, kmax]
-        n_target = target.sum(1).double()  # [B]
+        n_target = target.sum(1)  # [B]
+        discounts = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64, device=device))  # [kmax]
+        ideal = torch.cat([discounts.new_zeros(1), discounts.cumsum(0)])  # [kmax + 1]: DCG of n hits first
         for k in ks:
             h = hits[:, :k]
             sums[f"recall@{k}"] += float((h.sum(1) / n_target).sum())
             dcg = (h * discounts[: h.shape[1]]).sum(1)
-            idcg = torch.stack([discounts[: int(min(n, k))].sum() for n in n_target.tolist()])
-            sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
-        best_target = torch.where(target, scores, torch.tensor(-math.inf)).max(1).values  # [B]
+            sums[f"ndcg@{k}"] += float((dcg / ideal[n_target.clamp(max=min(k, h.shape[1]))]).sum())
+        best_target = scores.masked_fill(~target, -math.inf).max(1).values  # [B]
         rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
         sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
-        top10.append(top[:, :10])
+        top10.append(top[:, :10].cpu())
     n = users.numel()
     out = {k: v / n for k, v in sums.items()}
     out["coverage@10"] = torch.unique(torch.cat(top10)).numel() / targets.n_items

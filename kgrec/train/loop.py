@@ -309,17 +309,22 @@ def train_embedding_model(
 
 
 @torch.no_grad()
-def embeddings(model: torch.nn.Module, embed_inputs: tuple, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Eval-mode ``(U [n_users, d], I [n_items, d])`` on the CPU in float32."""
+def embeddings(model: torch.nn.Module, embed_inputs: tuple, device: torch.device,
+               on_device: bool = False) -> tuple[Tensor, Tensor]:
+    """Eval-mode ``(U [n_users, d], I [n_items, d])`` in float32, on the CPU (or left on ``device``)."""
     model.eval()
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         U, I = model.embed(*embed_inputs)
+    if on_device:
+        return U.float(), I.float()
     return U.float().cpu(), I.float().cpu()
 
 
 def evaluate_embeddings(model, embed_inputs, targets: UserItems, exclude: list[UserItems], device) -> dict:
-    U, I = embeddings(model, embed_inputs, device)
-    return evaluate_ranking(lambda users: U[users] @ I.T, targets, exclude)
+    """Full-ranking metrics of the model's embeddings, ranked on ``device`` (every product for every
+    target user: on a GPU this is what makes validation at millions of users affordable)."""
+    U, I = embeddings(model, embed_inputs, device, on_device=True)
+    return evaluate_ranking(lambda users: U[users.to(U.device)] @ I.T, targets, exclude)
 
 
 def seed_everything(seed: int) -> None:
