@@ -270,8 +270,10 @@ class LightGCNModel(nn.Module):
         return self
 
     def embed(self, *_: object) -> tuple[Tensor, Tensor]:
-        """Returns ``[U, d]`` and ``[I, d]`` propagated embeddings."""
-        h = self.model.get_embedding(self.adj)
+        """Returns ``[U, d]`` and ``[I, d]`` propagated embeddings, in float32 also under autocast (the
+        recipe's precision; sparse kernels do not multiply a float32 adjacency with bf16)."""
+        with torch.autocast(self.adj.device.type, enabled=False):
+            h = self.model.get_embedding(self.adj)
         return h[: self.n_users], h[self.n_users:]
 
     def regulariser(self, users: Tensor, items: Tensor) -> Tensor:

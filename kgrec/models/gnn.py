@@ -32,16 +32,20 @@ ID_EMBEDDINGS = ("all", "no-user", "none")
 
 
 class _SpMM(torch.autograd.Function):
-    """``A @ h`` for a fixed sparse CSR ``A [N_dst, N_src]`` with its transpose given for the backward."""
+    """``A @ h`` for a fixed sparse CSR ``A [N_dst, N_src]`` with its transpose given for the backward.
+    The product is taken in ``A``'s dtype, outside autocast (cuSPARSE multiplies like dtypes only, and
+    CPU sparse kernels have no bf16); the gradient returns in ``h``'s dtype."""
 
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
-        ctx.a_t = a_t
-        return a @ h
+        ctx.a_t, ctx.dtype = a_t, h.dtype
+        with torch.autocast(a.device.type, enabled=False):
+            return a @ h.to(a.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return None, None, ctx.a_t @ grad
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, None, (ctx.a_t @ grad.to(ctx.a_t.dtype)).to(ctx.dtype)
 
 
 def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
