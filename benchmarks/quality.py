@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runs", default="/tmp/kgrec-bench", help="where the run folders go: RUNS/DATASET/MODEL/SEED")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take the metrics of a run folder whose config.json has this run's settings instead of "
+                         "training again (to resume a long run; the code version that wrote it is not checked)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict = {}
@@ -88,7 +92,11 @@ def main() -> None:
                     **over,
                 )
                 t0 = time.perf_counter()
-                metrics = run_training(cfg)
+                metrics = _reusable(cfg) if args.reuse else None
+                if metrics is not None:
+                    print(f"{ds} seed {seed} {name}: reusing {cfg.out}", flush=True)
+                else:
+                    metrics = run_training(cfg)
                 for mname, m in metrics["models"].items():
                     if mname == "paths" and i > 0:
                         continue  # the same path scores on the same split: counted once per seed
@@ -105,6 +113,29 @@ def main() -> None:
             f"Quality: {', '.join(results)}",
             "\n\n".join(_markdown(name, table, len(seeds)) for name, table in results.items()),
         )
+
+
+# the settings that decide a run's metrics (not where it is written or how much it prints)
+SAME_RUN_KEYS = ("data", "format", "mapping", "scale", "locale", "model", "baselines", "split", "seed", "text",
+                 "sentiment", "sentiment_method", "relations", "id_embeddings", "hidden", "layers", "dropout", "paths",
+                 "refit", "optim")
+
+
+def _reusable(cfg: TrainConfig) -> dict | None:
+    """The metrics of ``cfg.out`` when that folder holds a finished run with ``cfg``'s settings."""
+    folder = Path(cfg.out)
+    try:
+        saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    wanted = json.loads(json.dumps(cfg.to_dict()))
+    # a run records the temperature it chose from the grid
+    grid = wanted["optim"].pop("temperature")
+    chosen = dict(saved.get("optim") or {}).pop("temperature", None)
+    saved = {**saved, "optim": {k: v for k, v in (saved.get("optim") or {}).items() if k != "temperature"}}
+    same = all(saved.get(k) == wanted.get(k) for k in SAME_RUN_KEYS) and chosen and set(chosen) <= set(grid)
+    return metrics if same else None
 
 
 LABELS = {

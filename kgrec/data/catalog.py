@@ -123,11 +123,12 @@ def clean_text(value: Any, report: LoadReport | None = None, where: str | None =
     return text
 
 
-def _per_distinct(values, fn, unhashable_per_row: bool = True) -> tuple[np.ndarray, list]:
+def _per_distinct(values, fn, unhashable_per_row: bool = True, fn_all=None) -> tuple[np.ndarray, list]:
     """``fn`` once per distinct value of ``values`` (missing values as one, ``None``): exports repeat
     most of their strings. Returns ``(codes [N], results)`` with ``results[codes[i]] = fn(values[i])``
-    (the last result is the missing values'). Unhashable values (JSON arrays) get one call per row,
-    or, with ``unhashable_per_row`` False, raise ``TypeError``."""
+    (the last result is the missing values'). ``fn_all``, when given, maps the list of distinct values
+    at once (a vectorised ``fn``). Unhashable values (JSON arrays) get one call per row, or, with
+    ``unhashable_per_row`` False, raise ``TypeError``."""
     values = values.astype(object) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
@@ -135,7 +136,14 @@ def _per_distinct(values, fn, unhashable_per_row: bool = True) -> tuple[np.ndarr
         if not unhashable_per_row:
             raise
         return np.arange(len(values)), [fn(v) for v in values]
-    return codes, [fn(v) for v in uniques] + [fn(None)]  # code -1 (missing) picks the last
+    results = fn_all(uniques.tolist()) if fn_all is not None else [fn(v) for v in uniques]
+    return codes, results + [fn(None)]  # code -1 (missing) picks the last
+
+
+def _distinct(values: pd.Series) -> set:
+    """The set of a column's non-missing values (hashed once per distinct value in pandas, not per row
+    in Python: ``set(series)`` iterates an Arrow-backed column element by element)."""
+    return set(values.dropna().unique().tolist())
 
 
 def _map_distinct(values, fn) -> np.ndarray:
@@ -226,10 +234,20 @@ def _clean_id(v: object) -> tuple[str | None, bool, bool]:
     return text.strip() or None, normalised, stripped
 
 
+def _clean_id_all(values: list) -> list[tuple[str | None, bool, bool]]:
+    """:func:`_clean_id` of every value; when all are ASCII text without control characters (the usual
+    export) one check of their concatenation replaces the per-id checks."""
+    if all(type(v) is str for v in values):
+        joined = "".join(values)
+        if joined.isascii() and not _CONTROL_RE.search(joined):
+            return [(v.strip() or None, False, False) for v in values]
+    return [_clean_id(v) for v in values]
+
+
 def _clean_ids(values: pd.Series, col: str, report: LoadReport | None) -> np.ndarray:
     """Ids in Unicode NFC without control characters (both counted per row): twins that differ only in
     their byte form, or in an invisible NUL, are one id. Works on the distinct values only."""
-    codes, results = _per_distinct(values, _clean_id, unhashable_per_row=False)
+    codes, results = _per_distinct(values, _clean_id, unhashable_per_row=False, fn_all=_clean_id_all)
     cleaned = np.empty(len(results), dtype=object)
     cleaned[:] = [text for text, _, _ in results]
     if report is not None:
@@ -402,15 +420,15 @@ class Catalog:
             inter = inter.groupby(key, sort=False, as_index=False).last()
             report.merge("duplicate_user_product_pair", n_dup)
         # products referenced by interactions but absent from the product table
-        known = set(t["products"]["product_id"])
-        missing = sorted(set(inter["product_id"]) - known)
+        known = _distinct(t["products"]["product_id"])
+        missing = sorted(_distinct(inter["product_id"]) - known)
         if missing:
             report.repair("product_without_metadata", len(missing), where=", ".join(missing[:5]))
             t["products"] = pd.concat(
                 [t["products"], _coerce(pd.DataFrame({"product_id": missing}), "products")], ignore_index=True
             )
-        users_known = set(t["users"]["user_id"])
-        new_users = sorted(set(inter["user_id"]) - users_known)
+        users_known = _distinct(t["users"]["user_id"])
+        new_users = sorted(_distinct(inter["user_id"]) - users_known)
         if new_users:
             t["users"] = pd.concat(
                 [t["users"], _coerce(pd.DataFrame({"user_id": new_users}), "users")], ignore_index=True
@@ -418,25 +436,26 @@ class Catalog:
         t["interactions"] = inter.reset_index(drop=True)
 
         # brands referenced by products
-        brand_ids = set(t["brands"]["brand_id"])
+        brand_ids = _distinct(t["brands"]["brand_id"])
         ref = t["products"]["brand_id"].dropna()
-        new_brands = sorted(set(ref) - brand_ids)
+        new_brands = sorted(_distinct(ref) - brand_ids)
         if new_brands:
             t["brands"] = pd.concat(
                 [t["brands"], _coerce(pd.DataFrame({"brand_id": new_brands, "name": new_brands}), "brands")],
                 ignore_index=True,
             )
 
-        cats = set(t["categories"]["category_id"])
+        cats = _distinct(t["categories"]["category_id"])
         parent_bad = t["categories"]["parent_id"].notna() & ~t["categories"]["parent_id"].isin(cats)
         report.repair("dangling_parent_category_cleared", int(parent_bad.sum()))
         t["categories"].loc[parent_bad, "parent_id"] = None
-        products = set(t["products"]["product_id"])
+        products = _distinct(t["products"]["product_id"])
         t["product_categories"] = _drop_dangling(
             t["product_categories"], {"product_id": products, "category_id": cats}, "product_categories", report
         )
         t["product_tags"] = _drop_dangling(
-            t["product_tags"], {"product_id": products, "tag_id": set(t["tags"]["tag_id"])}, "product_tags", report
+            t["product_tags"], {"product_id": products, "tag_id": _distinct(t["tags"]["tag_id"])}, "product_tags",
+            report,
         )
         links = t["product_links"]
         bad_kind = ~links["kind"].isin(LINK_KINDS)
@@ -449,7 +468,7 @@ class Catalog:
         bad_kind = ~tri["kind"].isin(TRIPLE_HEAD_KINDS) | tri["relation"].isna()
         report.skip("malformed_triple", int(bad_kind.sum()))
         tri = tri[~bad_kind]
-        ents = set(t["entities"]["entity_id"])
+        ents = _distinct(t["entities"]["entity_id"])
         is_prod = tri["kind"] == "product"
         dangling = (
             (is_prod & ~tri["head_id"].isin(products))
