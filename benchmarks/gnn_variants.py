@@ -42,6 +42,8 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
         "layers3": ("3 layers", replace(base, layers=3)),
         "hidden64": ("64 dimensions (the earlier default)", replace(base, hidden=64)),
         "hidden128": ("128 dimensions", replace(base, hidden=128)),
+        "support1": ("derived edges (co_interacted, followed_by) from a single shopper too (the earlier default)",
+                     replace(base, min_support=1)),
         "no-sequence": ("without the followed_by relation (consecutive training products)",
                         replace(base, relations=tuple(r for r in KG_RELATIONS if r != "followed_by"))),
     }
@@ -61,7 +63,7 @@ def main() -> None:
     preps: dict[tuple, object] = {}  # one split and feature set per (text, sentiment, relations)
 
     def prep_for(cfg: TrainConfig):
-        key = (cfg.text, cfg.sentiment, cfg.relations)
+        key = (cfg.text, cfg.sentiment, cfg.relations, cfg.min_support)
         if key not in preps:
             preps[key] = prepare(cfg)
         return preps[key]

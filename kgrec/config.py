@@ -88,6 +88,7 @@ class TrainConfig:
     sentiment: bool = True
     sentiment_method: str = "auto"
     relations: tuple[str, ...] | None = None  # KG relations to keep (None = all in the schema)
+    min_support: int = 2  # users behind a derived edge (co_interacted, followed_by); kgrec.data.graph
     id_embeddings: str = "all"
     # GNN width. 256 was chosen on validation NDCG@10 (softmax at τ 0.15, seed 0): scientific 0.0780 /
     # 0.0803 / 0.0838 for 64 / 128 / 256; magazine 0.192 → 0.197 and demo 0.0853 → 0.0855 (3 seeds each)
@@ -172,6 +173,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--no-refit", "refit", "serve the model fitted on the training split instead of one refitted on every "
                                 "interaction", negate=True),
     Flag("--relations", "relations", "ablation: comma-separated KG relations to keep, or 'none' (default all)"),
+    Flag("--min-support", "min_support", "users a derived relation's edge needs behind it (co_interacted, "
+                                         "followed_by)"),
     Flag("--id-embeddings", "id_embeddings", "learnable id embeddings for all node types, all but users, or none",
          ID_EMBEDDINGS),
     Flag("--hidden", "hidden", "GNN width"),

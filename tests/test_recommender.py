@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import torch
@@ -38,15 +39,23 @@ def test_split_and_graph_do_not_leak(small_demo):
         zip(last["user_id"], last["product_id"])
     )
 
-    # followed_by: consecutive training products of a user, nothing from the held-out pairs
-    seq = prep.data["product", "followed_by", "product"].edge_index
+    # followed_by: consecutive training products of at least min_support users, nothing held out
     train = split.train_pairs.assign(u=users.get_indexer(split.train_pairs["user_id"]),
                                      i=items.get_indexer(split.train_pairs["product_id"]))
-    expect = set()
+    support: Counter = Counter()
     for _, g in train.groupby("u", sort=False):  # train_pairs are in time order per user
         seq_items = g["i"].tolist()
-        expect |= {(a, b) for a, b in zip(seq_items, seq_items[1:]) if a != b}
-    assert set(zip(seq[0].tolist(), seq[1].tolist())) == expect and expect
+        support.update({(a, b) for a, b in zip(seq_items, seq_items[1:]) if a != b})
+    assert cfg.min_support == 2
+    for min_support in (1, 2):
+        p = prep if min_support == 2 else prepare(dataclasses.replace(cfg, min_support=1), small_demo)
+        seq = p.data["product", "followed_by", "product"].edge_index
+        expect = {pair for pair, n in support.items() if n >= min_support}
+        assert set(zip(seq[0].tolist(), seq[1].tolist())) == expect and expect
+    # co_interacted: at least min_support users chose both products of every edge
+    co = prep.data["product", "co_interacted", "product"].edge_index
+    chose = train.groupby("i")["u"].apply(set)
+    assert co.shape[1] > 0 and all(len(chose[a] & chose[b]) >= 2 for a, b in zip(co[0].tolist(), co[1].tolist()))
 
 
 def test_features_ignore_held_out_interactions(small_demo):

@@ -276,8 +276,8 @@ def sentiment_labels(values: pd.Series) -> tuple[pd.Series, int]:
     and how many given values were not labels (cleared). Words: negative/neutral/positive, neg/neu/pos,
     good/bad, 正面/中性/负面, 好评/中评/差评. Numbers: 0/1 (negative/positive), -1/0/1, or 0/1/2 — the column
     decides which: with a -1 it is -1/0/1, with a 2 it is 0/1/2, else 0/1."""
-    text = values.astype(object).map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                                     else str(v).strip().lower() or None)
+    text = pd.Series(_map_distinct(values, lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
+                                   else str(v).strip().lower() or None), index=values.index, dtype=object)
     numbers = pd.to_numeric(text, errors="coerce")
     present = set(numbers.dropna().unique().tolist())
     scheme = "signed" if -1 in present else "three" if 2 in present else "binary"
@@ -310,6 +310,22 @@ def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd
                 index=df.index,
                 dtype=object,
             )
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _canonical(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """:func:`_coerce`'s columns and dtypes for a table whose values are already clean (the end of
+    :meth:`Catalog.from_tables`): no value is re-read, missing values become ``None`` in object columns."""
+    out = {}
+    for col in TABLE_COLUMNS[name]:
+        s = df[col]
+        if col in FLOAT_COLUMNS:
+            out[col] = s.astype("float64")
+        elif col in INT_COLUMNS:
+            out[col] = s.astype("Int64")
+        else:
+            s = s.astype(object)
+            out[col] = s.where(s.notna(), None)
     return pd.DataFrame(out).reset_index(drop=True)
 
 
@@ -364,7 +380,7 @@ class Catalog:
                     continue
                 if (name == "interactions" and col == "text") or col in ("title", "description", "name"):
                     t[name][col] = clean_text_column(t[name][col], report, f"{name}.{col}")
-                elif t[name][col].notna().any():
+                elif col not in ID_COLUMNS and t[name][col].notna().any():  # ids: stripped by _clean_ids
                     t[name][col] = _map_distinct(t[name][col], lambda v: None if v is None else (v.strip() or None))
 
         # node tables: ids required, duplicates merged or resolved
@@ -481,7 +497,7 @@ class Catalog:
             before = len(t[name])
             t[name] = t[name].drop_duplicates().reset_index(drop=True)
             report.merge(f"duplicate_{name}_row", before - len(t[name]))
-        t = {name: _coerce(df, name) for name, df in t.items()}
+        t = {name: _canonical(df, name) for name, df in t.items()}
         return cls(t, report, source, synthetic)
 
     # ------------------------------------------------------------------ summaries

@@ -83,7 +83,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
     feats = compute_features(catalog, split.train_rows, encoder, use_text=cfg.text, use_sentiment=cfg.sentiment,
                              seed=cfg.seed, sentiment_method=cfg.sentiment_method, progress=not cfg.quiet)
     _log(cfg, f"features in {time.perf_counter() - t0:.1f}s (sentiment: {feats.sentiment.get('enabled')})")
-    data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations)
+    data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations,
+                                min_support=cfg.min_support)
     text_dim = feats.x["product"].shape[1] - len(feats.columns["product"])
     users, items = id_maps.index("user"), id_maps.index("product")
 
@@ -295,6 +296,8 @@ def check_config(cfg: TrainConfig) -> None:
     for name in (cfg.model, *cfg.baselines):
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if not isinstance(cfg.min_support, int) or cfg.min_support < 1:
+        raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
     if cfg.relations is not None:
         names = {e.name for e in load_schema().edges.values() if not e.target}
         unknown = sorted(set(cfg.relations) - names)
