@@ -132,8 +132,8 @@ def _reusable(cfg: TrainConfig) -> dict | None:
     wanted = json.loads(json.dumps(cfg.to_dict()))
     # a run records the temperature it chose from the grid
     grid = wanted["optim"].pop("temperature")
-    chosen = dict(saved.get("optim") or {}).pop("temperature", None)
-    saved = {**saved, "optim": {k: v for k, v in (saved.get("optim") or {}).items() if k != "temperature"}}
+    saved["optim"] = dict(saved.get("optim") or {})
+    chosen = saved["optim"].pop("temperature", None)
     same = all(saved.get(k) == wanted.get(k) for k in SAME_RUN_KEYS) and chosen and set(chosen) <= set(grid)
     return metrics if same else None
 

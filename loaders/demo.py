@@ -318,22 +318,35 @@ class _Tastes:
         return (lengths, *(np.concatenate(part) for part in parts))
 
 
-def _draw_block(tastes: _Tastes, seed: int, block: int, n_users: int) -> tuple[np.ndarray, ...]:
-    return tastes.draw(np.random.default_rng([seed, 1, block]), n_users)
+def _block_rng(seed: int, block: int) -> np.random.Generator:
+    """The random stream of users ``block·USER_BLOCK …``."""
+    return np.random.default_rng([seed, 1, block])
+
+
+_WORKER_TASTES: _Tastes | None = None  # set once per worker process (ProcessPoolExecutor initializer)
+
+
+def _set_worker_tastes(tastes: _Tastes) -> None:
+    global _WORKER_TASTES
+    _WORKER_TASTES = tastes
+
+
+def _draw_in_worker(seed: int, block: int, n_users: int) -> tuple[np.ndarray, ...]:
+    return _WORKER_TASTES.draw(_block_rng(seed, block), n_users)
 
 
 def _draw_users(tastes: _Tastes, n_users: int, seed: int) -> tuple[np.ndarray, ...]:
     """Every user's draws, block ``b`` (users ``b·USER_BLOCK …``) from its own stream ``(seed, 1, b)``,
-    so blocks can be drawn in parallel worker processes (forked, where the platform allows) and
-    concatenated in order: the same shop whatever the number of processes."""
+    so blocks can be drawn in parallel worker processes (forked, where the platform allows; each
+    receives ``tastes`` once) and concatenated in order: the same shop whatever the number of processes."""
     sizes = [min(USER_BLOCK, n_users - lo) for lo in range(0, n_users, USER_BLOCK)]
     workers = min(len(sizes), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    jobs = [(tastes, seed, b, size) for b, size in enumerate(sizes)]
     if n_users < PARALLEL_MIN_USERS or workers < 2 or "fork" not in mp.get_all_start_methods():
-        blocks = [_draw_block(*job) for job in jobs]
+        blocks = [tastes.draw(_block_rng(seed, b), size) for b, size in enumerate(sizes)]
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            blocks = list(pool.map(_draw_block, *zip(*jobs)))
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_set_worker_tastes,
+                                 initargs=(tastes,)) as pool:
+            blocks = list(pool.map(_draw_in_worker, [seed] * len(sizes), range(len(sizes)), sizes))
     return tuple(np.concatenate(column) for column in zip(*blocks))
 
 

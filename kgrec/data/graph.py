@@ -13,17 +13,14 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from kgrec.config import TrainConfig
 from kgrec.data.catalog import Catalog
 from kgrec.data.interactions import UserItems
 from kgrec.data.schema import Schema, load_schema
 from kgrec.features.build import Features
 
 COOCCURRENCE_NEIGHBOURS = 20
-# a derived edge needs this many users behind it (who chose both products, or one right after the
-# other): on sparse data most pairs are seen once, and one shopper's pair is noise, not knowledge.
-# Chosen on validation NDCG@10 (seed 0): magazine 0.197 → 0.202 (2 seeds), scientific 0.0838 → 0.0843,
-# demo 0.0847 → 0.0856 (TrainConfig.min_support)
-DERIVED_MIN_SUPPORT = 2
+DERIVED_MIN_SUPPORT = TrainConfig.min_support  # users behind a derived edge (the reason is in kgrec.config)
 
 
 def _sequence_edges(train: pd.DataFrame, index: dict[str, pd.Index], min_support: int) -> torch.Tensor:
