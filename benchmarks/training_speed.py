@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from kgrec.config import OptimConfig, TrainConfig
 from kgrec.data.interactions import UserItems
 from kgrec.loaders import load_catalog
 from kgrec.models import build_model
-from kgrec.train.loop import FullGraphBatches, train_embedding_model
+from kgrec.train.loop import FullGraphBatches, train_embedding_model, uses_bf16
 from kgrec.train.pipeline import neighbour_batches, prepare
 
 
@@ -121,6 +122,9 @@ def main() -> None:
     ap.add_argument("--models", default="rgcn,hgt,lightgcn")
     ap.add_argument("--devices", default="cpu")
     ap.add_argument("--batch-size", type=int, default=65536)
+    ap.add_argument("--precisions", default="auto",
+                    help="training arithmetic per row (kgrec's --precision): auto (bf16 on CUDA, float32 on CPU), "
+                         "fp32, bf16; comma-separated for several rows")
     ap.add_argument(
         "--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)"
     )
@@ -161,9 +165,11 @@ def main() -> None:
             if device == "cuda" and not torch.cuda.is_available():
                 print("skip cuda: torch sees no GPU")
                 continue
-            for name, fanout in variants:
-                cfg = dataclasses.replace(base, optim=dataclasses.replace(base.optim, neighbours=fanout))
+            for (name, fanout), precision in itertools.product(variants, args.precisions.split(",")):
+                optim = dataclasses.replace(base.optim, neighbours=fanout, precision=precision)
+                cfg = dataclasses.replace(base, optim=optim)
                 r = measure(prep, name, torch.device(device), cfg, val)
+                arith = "bf16" if uses_bf16(precision, torch.device(device)) else "fp32"
                 label = name + (f" sampled {','.join(map(str, fanout))}" if fanout else "")
                 row = {
                     "scale": scale,
@@ -171,12 +177,13 @@ def main() -> None:
                     "graph_edges": n_edges,
                     "model": label,
                     "device": device,
+                    "precision": arith,
                     "batch_size": args.batch_size,
                     **r,
                 }
                 rows.append(row)
                 print(
-                    f"{n_int:>11,} interactions {label:>20} {device:>5}: {r['epoch_seconds']:8.2f} s/epoch "
+                    f"{n_int:>11,} interactions {label:>20} {device:>5} {arith}: {r['epoch_seconds']:8.2f} s/epoch "
                     f"({r['steps']} steps), peak {r['peak_gib']:.2f} GiB",
                     flush=True,
                 )
@@ -187,6 +194,7 @@ def main() -> None:
             f"{r['graph_edges']:,}",
             r["model"],
             r["device"],
+            r.get("precision", "bf16" if r["device"] == "cuda" else "fp32"),
             f"{r['epoch_seconds']:.2f}",
             r["steps"],
             f"{r['peak_gib']:.2f} GiB",
@@ -202,7 +210,7 @@ def main() -> None:
         "passing over the whole graph at every "
         'step; "sampled" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the '
         "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
-        + markdown_table(["interactions", "graph edges", "model", "device", "s/epoch", "steps", "peak memory"], table),
+        + markdown_table(["interactions", "graph edges", "model", "device", "precision", "s/epoch", "steps", "peak memory"], table),
     )
 
 

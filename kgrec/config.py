@@ -21,6 +21,8 @@ FORMATS = ("amazon", "generic", "demo")
 DEVICES = ("auto", "cpu", "cuda")
 ID_EMBEDDINGS = ("all", "no-user", "none")
 LOSSES = ("softmax", "bpr")
+# arithmetic of GNN training: auto = bf16 autocast on CUDA, float32 on CPU
+PRECISIONS = ("auto", "fp32", "bf16")
 SENTIMENT_METHODS = ("auto", "head", "tfidf", "lora", "full")
 LOCALES = ("en", "zh")  # of the demo shop
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")  # as evaluate_ranking reports
@@ -63,6 +65,10 @@ class OptimConfig:
     temperature: tuple[float, ...] = (0.15, 0.4)
     # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
     neighbours: tuple[int, ...] | None = None
+    # bf16: autocast for the dense layers and bf16 products in the loss (float32 softmax and sparse
+    # propagation); auto: bf16 on CUDA, float32 on CPU (deterministic, and fast only where the CPU has
+    # native bf16: benchmarks/training_speed.py --precisions)
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
                                                "(comma-separated), validation NDCG@10 picks one"),
     Flag("--patience", "optim.patience", "epochs without a better validation NDCG@10 before stopping"),
     Flag("--loss", "optim.loss", "softmax over the negatives, or BPR", LOSSES),
+    Flag("--precision", "optim.precision", "training arithmetic: bf16 autocast on CUDA and float32 on CPU (auto), "
+                                           "or one of them everywhere", PRECISIONS),
     Flag("--neighbours", "optim.neighbours", "GNN mini-batches on neighbour-sampled subgraphs, fan-out per layer "
                                              "(e.g. 10,10); needs pyg-lib or torch-sparse", metavar="F1,F2"),
     Flag("--quiet", "quiet", "no progress output"),

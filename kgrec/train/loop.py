@@ -1,5 +1,6 @@
 """Training: sampled softmax over uniform negatives shared by the batch (or BPR), Adam, early stopping on
-validation NDCG@10, bf16 autocast on CUDA, deterministic on CPU for a seed, TensorBoard curves."""
+validation NDCG@10, bf16 autocast on CUDA (``--precision``), deterministic on CPU for a seed, TensorBoard
+curves."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from kgrec.config import LOSSES, OptimConfig
+from kgrec.config import LOSSES, PRECISIONS, OptimConfig
 from kgrec.data.interactions import UserItems
 from kgrec.runtime import resolve_device  # noqa: F401  (re-exported for the pipeline)
 from kgrec.train.evaluate import evaluate_ranking
@@ -78,23 +79,92 @@ def ranking_loss(u: Tensor, pos: Tensor, neg: Tensor, pos_idx: Tensor, neg_idx: 
 MAX_LOGITS = 1 << 25  # logits per loss chunk (128 MB in float32): bounds training memory on big batches
 
 
+def _hits(pos_idx: Tensor, neg_idx: Tensor) -> tuple[Tensor, Tensor]:
+    """Where a shared negative is the example's own positive: rows ``[h]`` into ``pos_idx [b]`` and
+    columns ``[h]`` into ``neg_idx [K]`` (a product drawn twice is hit twice). Sparse: O((b + K) log K)."""
+    order = torch.argsort(neg_idx)
+    ordered = neg_idx[order]
+    lo = torch.searchsorted(ordered, pos_idx)
+    count = torch.searchsorted(ordered, pos_idx, right=True) - lo
+    rows = torch.repeat_interleave(torch.arange(pos_idx.numel(), device=pos_idx.device), count)
+    first = torch.repeat_interleave(lo, count)
+    step = torch.arange(rows.numel(), device=rows.device) - torch.repeat_interleave(count.cumsum(0) - count, count)
+    return rows, order[first + step]
+
+
+def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_idx: Tensor, temperature: float,
+                         weight: float, low_precision: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The sampled-softmax loss over negatives shared by the batch and its gradients, without autograd.
+
+    ``u [b, d]`` users, ``p [b, d]`` their positives, ``n [K, d]`` the shared negatives (``pos_idx [b]``
+    and ``neg_idx [K]`` their product ids; a negative that is the example's own positive is left out).
+    The loss is ``weight · Σ_r (logsumexp(s_r0, s_r1..s_rK) − s_r0)`` with ``s_r0 = <u_r, p_r>/τ`` and
+    ``s_rj = <u_r, n_j>/τ``. Returns ``(loss, ∂/∂u [b, d], ∂/∂p [b, d], ∂/∂n [K, d])``.
+
+    One ``[b, K]`` buffer is reused from the logits to the probabilities, in place (the autograd
+    version holds the logits, their masked copy, the concatenation and the softmax: 4 such buffers and
+    twice the memory traffic). ``low_precision``: the two ``[b, K]``-sized products in bf16 (fp32
+    accumulation), as autocast would run them; the softmax stays in float32.
+    """
+    inv_t = 1.0 / temperature
+    u_s = u * inv_t
+    pos_s = (u_s * p).sum(1)  # [b]
+    mm_dtype = torch.bfloat16 if low_precision else u.dtype
+    u_m, n_m = u_s.to(mm_dtype), n.to(mm_dtype)
+    s = (u_m @ n_m.T).float()  # [b, K]
+    rows, cols = _hits(pos_idx, neg_idx)
+    s[rows, cols] = float("-inf")
+    m = torch.maximum(s.amax(1), pos_s)  # [b]
+    s.sub_(m[:, None]).exp_()
+    e_pos = (pos_s - m).exp()
+    z = s.sum(1) + e_pos
+    loss = weight * (m + z.log() - pos_s).sum()
+    scale = weight / z  # [b]: s becomes weight · softmax, the gradient of the loss w.r.t. the logits
+    s.mul_(scale[:, None])
+    g_pos = weight * (e_pos / z - 1.0)  # [b]
+    s_m = s.to(mm_dtype)
+    grad_u = ((s_m @ n_m).float() + g_pos[:, None] * p) * inv_t
+    grad_n = (s_m.T @ u_m).float()  # u_m already carries 1/τ
+    grad_p = g_pos[:, None] * u_s
+    return loss, grad_u, grad_p, grad_n
+
+
 def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor, loss: str, temperature: float,
                   share: float, max_logits: int = MAX_LOGITS, amp: bool = False) -> Tensor:
     """``ranking_loss`` of a batch times ``share``, back-propagated into ``U [n_users, d]`` and
     ``I [n_items, d]`` (and through them the model). Returns the detached loss.
 
-    When the batch's logits (``B × K``) exceed ``max_logits`` the loss is computed and differentiated
-    chunk by chunk of examples against detached copies of ``U`` and ``I``, whose accumulated gradients
-    then go through the model in one backward pass ("gradient caching"): the gradients are the
-    unchunked ones (softmax; for BPR up to the per-chunk normalisation of masked pairs), while peak
-    memory holds one chunk's logits instead of the batch's. ``amp``: the loss's forward in bf16
-    autocast (CUDA), its backward outside it."""
+    The loss is computed and differentiated chunk by chunk of examples (at most ``max_logits`` logits
+    each) against detached copies of ``U`` and ``I``, whose accumulated gradients then go through the
+    model in one backward pass ("gradient caching"): the gradients are the unchunked ones (softmax; for
+    BPR up to the per-chunk normalisation of masked pairs), while peak memory holds one chunk's logits
+    instead of the batch's. The softmax over shared negatives (the default) takes its gradients in
+    closed form (:func:`shared_softmax_grads`); BPR and per-example negatives go through autograd.
+    ``amp``: the ``[b, K]``-sized products in bf16, the rest in float32."""
     k = neg.shape[-1] if neg.dim() == 2 else neg.numel()
     b = users.numel()
+    chunk = max(1, max_logits // k)
+    u_d, i_d = U.detach(), I.detach()
+    if loss == "softmax" and neg.dim() == 1:
+        grad_u, grad_i = torch.zeros_like(u_d, dtype=torch.float32), torch.zeros_like(i_d, dtype=torch.float32)
+        n_vec = i_d[neg].float()
+        grad_n = torch.zeros_like(n_vec)
+        total = torch.zeros((), device=U.device)
+        for start in range(0, b, chunk):
+            sl = slice(start, start + chunk)
+            value, g_u, g_p, g_n = shared_softmax_grads(u_d[users[sl]].float(), i_d[pos[sl]].float(), n_vec, pos[sl],
+                                                        neg, temperature, share / b, low_precision=amp)
+            grad_u.index_add_(0, users[sl], g_u)
+            grad_i.index_add_(0, pos[sl], g_p)
+            grad_n += g_n
+            total += value
+        grad_i.index_add_(0, neg, grad_n)
+        torch.autograd.backward([U, I], [grad_u.to(U.dtype), grad_i.to(I.dtype)])
+        return total
 
     def forward(u: Tensor, i: Tensor, sl: slice) -> Tensor:
         n_neg = neg if neg.dim() == 1 else neg[sl]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(U.device.type, dtype=torch.bfloat16, enabled=amp):
             return ranking_loss(u[users[sl]].float(), i[pos[sl]].float(), i[n_neg].float(), pos[sl], n_neg, loss,
                                 temperature)
 
@@ -102,8 +172,7 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
         value = forward(U, I, slice(None)) * share
         value.backward()
         return value.detach()
-    u_d, i_d = U.detach().requires_grad_(), I.detach().requires_grad_()
-    chunk = max(1, max_logits // k)
+    u_d, i_d = u_d.requires_grad_(), i_d.requires_grad_()
     total = torch.zeros((), device=U.device)
     for start in range(0, b, chunk):
         sl = slice(start, start + chunk)
@@ -112,6 +181,13 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
         total += part.detach()
     torch.autograd.backward([U, I], [u_d.grad, i_d.grad])
     return total
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training on ``device`` runs in bf16 (``OptimConfig.precision``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 def dist_info() -> tuple[int, int]:
@@ -234,7 +310,7 @@ def train_embedding_model(
     if cfg.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    amp = device.type == "cuda"
+    amp = uses_bf16(cfg.precision, device)
     best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
     validate = len(val_targets) > 0
     if len(cfg.temperature) != 1:
@@ -252,7 +328,7 @@ def train_embedding_model(
         total, seen = 0.0, 0
         for batch in batches:
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 U, I = model.embed(*batch.inputs)
             users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
             loss = loss_backward(U, I, users, pos, neg, cfg.loss, temperature, batch.share, amp=amp)
