@@ -227,7 +227,9 @@ def _read_csv(path: Path, text: str, delimiter: str, report: LoadReport) -> pd.D
             "malformed_csv_row", where=f"{path.name} ({fields} fields, expected {len(columns)}: {row_text[:60]!r})"
         )
     report.rows_in[path.name] += table.num_rows + len(swallowed)
-    return table.to_pandas(types_mapper=None).astype(object).where(lambda df: df.notna(), None)
+    # text columns as pandas makes them from Arrow (its Arrow-backed ``str`` from pandas 3, else object):
+    # the validation hashes each column's distinct values in Arrow and turns only those into Python
+    return table.to_pandas()
 
 
 def read_table(path: Path, report: LoadReport, encoding: str | None = None) -> pd.DataFrame:

@@ -28,7 +28,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kgrec.data.catalog import TABLE_COLUMNS, Catalog, CatalogError, LoadReport, add_category_path, clean_text, slug
+from kgrec.data.catalog import (
+    TABLE_COLUMNS,
+    Catalog,
+    CatalogError,
+    LoadReport,
+    add_category_path,
+    clean_text,
+    is_missing,
+    slug,
+    to_float,
+)
 from kgrec.loaders._io import ENCODINGS, check_file, check_unique_columns, find_file, read_table, require_columns
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -111,7 +121,7 @@ def parse_timestamps(values: pd.Series, report: LoadReport, where: str) -> pd.Se
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
         return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
-    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    out = to_float(values)
     infinite = out.notna() & ~np.isfinite(out)
     report.repair("non_finite_timestamp_cleared", int(infinite.sum()), where=where)
     out = out.mask(infinite)
@@ -179,11 +189,11 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
         if "timestamp" in df.columns:
             df["timestamp"] = parse_timestamps(df["timestamp"], report, path.name)
         if "rating" in df.columns:
-            rating = pd.to_numeric(df["rating"], errors="coerce")
-            lost = df["rating"].notna() & rating.isna()
-            nan_word = lost & df["rating"].astype(str).str.strip().str.lower().isin(NAN_WORDS)
-            report.repair("nan_rating_cleared", int(nan_word.sum()), where=path.name)
-            report.repair("unparseable_rating_cleared", int((lost & ~nan_word).sum()), where=path.name)
+            rating = to_float(df["rating"])
+            lost = df["rating"][df["rating"].notna() & rating.isna()]  # given, but not a number
+            nan_words = int(lost.astype(str).str.strip().str.lower().isin(NAN_WORDS).sum())
+            report.repair("nan_rating_cleared", nan_words, where=path.name)
+            report.repair("unparseable_rating_cleared", len(lost) - nan_words, where=path.name)
             df["rating"] = rating
         parts.append(df)
     tables["interactions"] = pd.concat(parts, ignore_index=True)
@@ -207,7 +217,7 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
             for pid, path_text in zip(prod["product_id"], prod[cat_col]):
                 names_ = (
                     [n for n in (clean_text(x) for x in str(path_text).split(sep)) if n]
-                    if path_text is not None
+                    if not is_missing(path_text)
                     else []
                 )
                 leaf = add_category_path(cats, names_)
@@ -220,7 +230,7 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
             pt = [
                 (pid, slug(tag), tag)
                 for pid, tags in zip(prod["product_id"], prod["tags"])
-                if tags is not None
+                if not is_missing(tags)
                 for tag in (clean_text(x) for x in str(tags).split(sep))
                 if tag
             ]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import INTERACTIONS, PRODUCTS, run_cli, write
-from kgrec.data.catalog import MAX_TEXT_CHARS, CatalogError
+from kgrec.data.catalog import MAX_TEXT_CHARS, CatalogError, to_float
 from kgrec.loaders import load_catalog
 
 
@@ -226,3 +226,14 @@ def test_cli_reports_error_without_traceback(tmp_path):
     out = run_cli("inspect", str(tmp_path))
     assert out.returncode == 2
     assert "the file is empty" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("values", [
+    ["1", "2.5", "1e3", "-4", None, "nan", "inf"],  # plain numbers: Arrow parses the column
+    ["1", " 2", "abc", None, "0x10", "1,5", "７"],  # anything else: pandas' parser for the column
+])
+def test_numbers_from_arrow_text_parse_as_pandas_does(values):
+    arrow = pd.Series(values, dtype=pd.StringDtype("pyarrow"))
+    expected = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype("float64")
+    pd.testing.assert_series_equal(to_float(arrow), expected)
+    pd.testing.assert_series_equal(to_float(pd.Series(values, dtype=object)), expected)

@@ -91,9 +91,14 @@ class LoadReport:
         }
 
 
+def is_missing(value: Any) -> bool:
+    """A missing cell as readers give it: ``None``, ``NaN`` (Arrow-backed text columns) or ``pd.NA``."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def _clean_text(value: Any) -> tuple[str | None, bool]:
     """:func:`clean_text` without a report: (text, whether it was truncated)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if is_missing(value):
         return None, False
     if isinstance(value, (list, tuple)):
         value = " ".join(str(v) for v in value if v is not None)
@@ -129,7 +134,10 @@ def _per_distinct(values, fn, unhashable_per_row: bool = True, fn_all=None) -> t
     (the last result is the missing values'). ``fn_all``, when given, maps the list of distinct values
     at once (a vectorised ``fn``). Unhashable values (JSON arrays) get one call per row, or, with
     ``unhashable_per_row`` False, raise ``TypeError``."""
-    values = values.astype(object) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    if not isinstance(values, pd.Series):
+        values = pd.Series(list(values), dtype=object)
+    elif not isinstance(values.dtype, pd.StringDtype):  # Arrow-backed text is factorised as it is
+        values = values.astype(object)
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     except TypeError:
@@ -191,18 +199,36 @@ ID_COLUMNS = {"user_id", "product_id", "category_id", "brand_id", "tag_id", "ent
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def to_float(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")`` as float64. Arrow-backed text is parsed by Arrow in one
+    pass when every value is a plain number (pandas would turn each into a Python object first); a
+    column with anything else (spaces, words) takes pandas' parser, which clears what is not a number."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            parsed = pc.cast(pa.chunked_array(values.array._pa_array), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError):
+            pass
+        else:
+            return pd.Series(parsed.to_numpy(), index=values.index, dtype="float64")
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
 def _numeric(s: pd.Series, col: str, report: LoadReport | None) -> pd.Series:
     """Numbers of a column as float64: datetimes (Parquet) become epoch seconds, and values that are not
     finite numbers (``inf``, unparseable text) are cleared, counted per column."""
     if pd.api.types.is_datetime64_any_dtype(s):
         ts = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
         return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("float64")
-    out = pd.to_numeric(s, errors="coerce").astype("float64")
+    out = to_float(s)
     bad = ~np.isfinite(out) & out.notna()
     if report is not None:
         report.repair(f"non_finite_{col}_cleared", int(bad.sum()))
-        given = s.notna() & ~s.astype(str).str.strip().str.lower().isin({"", "nan", "null", "none", "na", "n/a"})
-        report.repair(f"unparseable_{col}_cleared", int((given & out.isna()).sum()))
+        lost = s[s.notna() & out.isna()]  # given but not a number: the words for "missing" do not count
+        given = ~lost.astype(str).str.strip().str.lower().isin({"", "nan", "null", "none", "na", "n/a"})
+        report.repair(f"unparseable_{col}_cleared", int(given.sum()))
     return out.mask(bad)
 
 
@@ -275,19 +301,21 @@ def sentiment_labels(values: pd.Series) -> tuple[pd.Series, int]:
     """A column of review sentiment labels → ``negative``/``neutral``/``positive`` (None where missing),
     and how many given values were not labels (cleared). Words: negative/neutral/positive, neg/neu/pos,
     good/bad, 正面/中性/负面, 好评/中评/差评. Numbers: 0/1 (negative/positive), -1/0/1, or 0/1/2 — the column
-    decides which: with a -1 it is -1/0/1, with a 2 it is 0/1/2, else 0/1."""
-    text = pd.Series(_map_distinct(values, lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                                   else str(v).strip().lower() or None), index=values.index, dtype=object)
-    numbers = pd.to_numeric(text, errors="coerce")
-    present = set(numbers.dropna().unique().tolist())
+    decides which: with a -1 it is -1/0/1, with a 2 it is 0/1/2, else 0/1. Works on the distinct values."""
+    codes, texts = _per_distinct(values, lambda v: None if is_missing(v) else str(v).strip().lower() or None)
+    numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").tolist()
+    present = {x for x in numbers if x == x}
     scheme = "signed" if -1 in present else "three" if 2 in present else "binary"
     mapping = _SENTIMENT_NUMBERS[scheme]
-    out = text.map(SENTIMENT_WORDS.get)
-    from_number = numbers.map(lambda x: mapping.get(int(x)) if x == x and float(x).is_integer() else None)
-    out = out.where(out.notna(), from_number)
-    out = out.astype(object).where(out.notna(), None)
-    cleared = int((text.notna() & out.isna()).sum())
-    return out, cleared
+    labels = [
+        SENTIMENT_WORDS.get(t) if t in SENTIMENT_WORDS
+        else mapping.get(int(x)) if x == x and float(x).is_integer() else None
+        for t, x in zip(texts, numbers)
+    ]
+    label = np.empty(len(labels), dtype=object)
+    label[:] = labels
+    unlabelled = np.array([t is not None and lab is None for t, lab in zip(texts, labels)], dtype=bool)
+    return pd.Series(label[codes], index=values.index, dtype=object), int(unlabelled[codes].sum())
 
 
 def _coerce(df: pd.DataFrame, name: str, report: LoadReport | None = None) -> pd.DataFrame:
