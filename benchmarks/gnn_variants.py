@@ -44,6 +44,8 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
         "hidden128": ("128 dimensions", replace(base, hidden=128)),
         "support1": ("derived edges (co_interacted, followed_by) from a single shopper too (the earlier default)",
                      replace(base, min_support=1)),
+        "bf16": ("bf16 products in the loss and bf16 autocast (--precision bf16; what CUDA runs by default)",
+                 replace(base, optim=replace(o, precision="bf16"))),
         "no-sequence": ("without the followed_by relation (consecutive training products)",
                         replace(base, relations=tuple(r for r in KG_RELATIONS if r != "followed_by"))),
     }

@@ -210,7 +210,9 @@ def main() -> None:
         "passing over the whole graph at every "
         'step; "sampled" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the '
         "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
-        + markdown_table(["interactions", "graph edges", "model", "device", "precision", "s/epoch", "steps", "peak memory"], table),
+        + markdown_table(
+            ["interactions", "graph edges", "model", "device", "precision", "s/epoch", "steps", "peak memory"], table
+        ),
     )
 
 

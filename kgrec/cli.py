@@ -268,6 +268,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from kgrec.train.pipeline import load_source, run_training
+    from kgrec.train.tune import SPACE, tune, tuned_config
+
+    cfg = config_from_args(args)
+    catalog = load_source(cfg)
+    tuning = tune(cfg, trials=args.trials, timeout=args.timeout, catalog=catalog, progress=not cfg.quiet)
+    rows = [[t["number"], t["state"], "" if t["val_ndcg@10"] is None else f"{t['val_ndcg@10']:.4f}",
+             *(_setting(t["params"].get(k)) for k in SPACE)] for t in tuning.trials]
+    print(f"\n{len(tuning.trials)} trials in {tuning.seconds:.0f} s (validation NDCG@10; trial 0 is the defaults):")
+    print(_table([tuple(r) for r in rows], ("trial", "state", "val ndcg@10", *SPACE)))
+    default = "n/a" if tuning.default_val is None else f"{tuning.default_val:.4f}"
+    print(f"\nbest: trial settings {tuning.best}, validation NDCG@10 {tuning.best_val:.4f} (defaults {default})")
+    if args.no_train:
+        return 0
+    best = tuned_config(cfg, tuning)
+    print(f"training the run with them into {best.out} ...")
+    metrics = run_training(best, catalog, annotate=lambda m: m.update(tuning=tuning.to_dict()))
+    split = "test" if any(m["test"] for m in metrics["models"].values()) else "val"
+    print(f"\n{split} metrics, full ranking, split={metrics['split']}:\n{metrics_table(metrics)}")
+    print(f"\nrun folder: {best.out} (config.json holds the chosen settings, metrics.json the search)")
+    return 0
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgrec.serve.run import load_run
 
@@ -596,6 +626,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and the baselines; same flags as 'python train.py'")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="search the GNN's settings on validation (Optuna), then train the run with "
+                                    "the best; same flags as 'train'")
+    add_train_arguments(p)
+    p.add_argument("--trials", type=int, default=30, help="trials to run at most (default 30)")
+    p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    p.add_argument("--no-train", action="store_true", help="only search and print the settings; train no run")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("evaluate", help="print the test metrics of a run folder (model and baselines)")
     _run_dir(p)

@@ -1,0 +1,204 @@
+"""Hyperparameter search on validation for a shop's own data (``kgrec tune``), with Optuna.
+
+Each trial trains the GNN (R-GCN or HGT) with one setting of :data:`SPACE` on the training split and
+scores it by its best validation NDCG@10 — the metric early stopping already uses. Test interactions
+are never looked at. The first trial is always kgrec's defaults, so the search can only pick something
+that beats them on validation. Trials whose validation curve falls below the median of earlier trials
+at the same epoch are stopped early (Optuna's median pruner). The search is deterministic for a seed
+on CPU (TPE sampler seeded with ``cfg.seed``; every trial trains with that seed).
+
+The split, the text features and the sentiment model do not depend on the searched settings; the graph
+does (``min_support``, and the knowledge-graph relations), so one prepared graph is kept per distinct
+structure (at most 6).
+
+After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
+caller trains it as a normal run (baselines, path scores and the serving refit included), so its
+``config.json`` records the chosen settings and ``metrics.json`` the search (``tuning``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+from kgrec.config import GNN_MODELS, TrainConfig
+from kgrec.errors import KgrecError
+
+# name → (kind, arguments): what a trial may set. Ranges bracket what the benchmarks found on the dev
+# sets (temperature 0.15, lr 1e-3, width 256, 2 layers, min_support 2), wide enough for other shops;
+# a run's own settings outside them widen them (space_for).
+SPACE: dict[str, tuple[str, tuple]] = {
+    "temperature": ("log", (0.05, 0.5)),
+    "lr": ("log", (3e-4, 3e-3)),
+    "hidden": ("choice", (64, 128, 256)),
+    "layers": ("int", (1, 3)),
+    "dropout": ("float", (0.0, 0.3)),
+    "min_support": ("int", (1, 3)),
+    "kg_relations": ("choice", (True, False)),  # False: interactions only (no catalog or derived relations)
+}
+
+
+def defaults(cfg: TrainConfig) -> dict:
+    """The searched settings as ``cfg`` has them (the first trial)."""
+    return {
+        "temperature": cfg.optim.temperature[0],
+        "lr": cfg.optim.lr,
+        "hidden": cfg.hidden,
+        "layers": cfg.layers,
+        "dropout": cfg.dropout,
+        "min_support": cfg.min_support,
+        "kg_relations": cfg.relations != (),
+    }
+
+
+def space_for(cfg: TrainConfig) -> dict[str, tuple[str, tuple]]:
+    """:data:`SPACE` widened to hold ``cfg``'s own settings (the first trial), e.g. a ``--hidden 32``."""
+    start = defaults(cfg)
+    out = {}
+    for name, (kind, args) in SPACE.items():
+        value = start[name]
+        if kind == "choice":
+            args = args if value in args else (*args, value)
+        else:
+            args = (min(args[0], value), max(args[1], value))
+        out[name] = (kind, args)
+    return out
+
+
+def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
+    """``cfg`` with a trial's settings."""
+    optim = replace(cfg.optim, temperature=(float(params["temperature"]),), lr=float(params["lr"]))
+    relations = cfg.relations if params["kg_relations"] else ()
+    if params["kg_relations"] and relations == ():
+        relations = None  # asked for the KG but the base config had none: all of them
+    return replace(cfg, hidden=int(params["hidden"]), layers=int(params["layers"]), dropout=float(params["dropout"]),
+                   min_support=int(params["min_support"]), relations=relations, optim=optim)
+
+
+@dataclass
+class Tuning:
+    """What a search found: the best trial's settings and validation NDCG@10, and every trial."""
+
+    best: dict
+    best_val: float
+    default_val: float | None
+    trials: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    space: dict[str, tuple[str, tuple]] = field(default_factory=lambda: dict(SPACE))
+
+    def to_dict(self) -> dict:
+        return {"best": self.best, "best_val_ndcg@10": self.best_val, "default_val_ndcg@10": self.default_val,
+                "trials": self.trials, "seconds": round(self.seconds, 1),
+                "space": {name: {"kind": kind, "values": list(args)} for name, (kind, args) in self.space.items()}}
+
+
+def _require_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise KgrecError("kgrec tune needs Optuna: pip install 'kgrec[tune]' (or pip install optuna)") from None
+    return optuna
+
+
+def _suggest(trial, name: str, space: dict[str, tuple[str, tuple]]):
+    kind, args = space[name]
+    if kind == "log":
+        return trial.suggest_float(name, *args, log=True)
+    if kind == "float":
+        return trial.suggest_float(name, *args)
+    if kind == "int":
+        return trial.suggest_int(name, *args)
+    return trial.suggest_categorical(name, list(args))
+
+
+class _PruningReporter:
+    """Stands in for the TensorBoard writer of :func:`kgrec.train.loop.train_embedding_model`: each
+    validation NDCG@10 is reported to the trial, which may stop it (``optuna.TrialPruned``)."""
+
+    def __init__(self, trial, optuna):
+        self.trial, self.optuna = trial, optuna
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        if tag.endswith("val_ndcg@10"):
+            self.trial.report(float(value), step)
+            if self.trial.should_prune():
+                raise self.optuna.TrialPruned()
+
+
+def tune(cfg: TrainConfig, trials: int = 30, timeout: float | None = None, catalog=None,
+         progress: bool = True) -> Tuning:
+    """Search :data:`SPACE` for ``cfg.model`` on validation NDCG@10: at most ``trials`` trials, and none
+    started after ``timeout`` seconds. Returns the :class:`Tuning`."""
+    from kgrec.runtime import resolve_device
+    from kgrec.train.pipeline import check_config, fit_model, load_source, prepare, resolve_encoder
+
+    optuna = _require_optuna()
+    if cfg.model not in GNN_MODELS:
+        raise KgrecError(f"kgrec tune searches the GNN's settings; --model must be one of {', '.join(GNN_MODELS)}, "
+                         f"not {cfg.model!r}")
+    if trials < 1:
+        raise KgrecError(f"--trials must be at least 1, not {trials}")
+    check_config(cfg)
+    catalog = catalog if catalog is not None else load_source(cfg)
+    cfg = resolve_encoder(replace(cfg, quiet=True), catalog)
+    device = resolve_device(cfg.device)
+    prepared: dict = {}
+    start = time.perf_counter()
+
+    space = space_for(cfg)
+
+    def objective(trial) -> float:
+        params = {name: _suggest(trial, name, space) for name in space}
+        one = apply(cfg, params)
+        key = (one.relations, one.min_support)
+        if key not in prepared:
+            prepared[key] = prepare(one, catalog)
+        prep = prepared[key]
+        if len(prep.val_index) == 0:
+            raise KgrecError("kgrec tune needs validation interactions; this split has none")
+        t0 = time.perf_counter()
+        _, info, _ = fit_model(one.model, prep, one, device, writer=_PruningReporter(trial, optuna))
+        trial.set_user_attr("epochs", info["best_epoch"])
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+        return float(info["best_val"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
+    )
+    study.enqueue_trial(defaults(cfg))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=trials, desc="tuning", unit="trial", disable=None)
+
+    def tick(study_, trial) -> None:
+        if bar is not None:
+            bar.update(1)
+            if study_.best_trials:
+                bar.set_postfix(best_val_ndcg10=f"{study_.best_value:.4f}")
+
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[tick], catch=())
+    if bar is not None:
+        bar.close()
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise KgrecError("no tuning trial finished; raise --timeout")
+    rows = [
+        {"number": t.number, "state": t.state.name.lower(), "params": t.params,
+         "val_ndcg@10": t.value if t.value is not None and math.isfinite(t.value) else None,
+         "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds")}
+        for t in study.trials
+    ]
+    first = study.trials[0]
+    default_val = first.value if first.state == optuna.trial.TrialState.COMPLETE else None
+    return Tuning(dict(study.best_params), float(study.best_value), default_val, rows,
+                  time.perf_counter() - start, space)
+
+
+def tuned_config(cfg: TrainConfig, tuning: Tuning) -> TrainConfig:
+    """``cfg`` with the best trial's settings (one temperature: the search chose it)."""
+    return apply(cfg, tuning.best)
