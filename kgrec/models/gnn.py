@@ -31,21 +31,50 @@ EdgeType = tuple[str, str, str]
 ID_EMBEDDINGS = ("all", "no-user", "none")
 
 
-class _SpMM(torch.autograd.Function):
-    """``A @ h`` for a fixed sparse CSR ``A [N_dst, N_src]`` with its transpose given for the backward.
-    The product is taken in ``A``'s dtype, outside autocast (cuSPARSE multiplies like dtypes only, and
-    CPU sparse kernels have no bf16); the gradient returns in ``h``'s dtype."""
+class _RelationalSum(torch.autograd.Function):
+    """One R-GCN layer's messages: ``out[t] = Σ_{r: dst(r) = t} w_r · A_r @ h[src(r)]``.
+
+    ``rels``: ``(src index, dst index, A_r [N_dst, N_src] CSR, A_rᵀ CSR)`` per relation, indices into
+    ``types`` (the node types, in the order of ``hs``); ``weight [R]``; ``hs``: ``[N_t, d]`` per type.
+    Returns one ``[N_t, d]`` float32 tensor per type (zeros where no relation arrives).
+
+    Autograd through the per-relation products would keep every product ``A_r @ h`` (``[N_dst, d]``,
+    one per relation and layer) for ``w_r``'s gradient. Here the backward gets it from what it computes
+    anyway: with ``g_r = A_rᵀ @ ∂L/∂out[dst]`` (the messages' gradient to the sources),
+    ``∂L/∂h[src] += w_r · g_r`` and ``∂L/∂w_r = Σ g_r ⊙ h[src]``; only the layer inputs are kept. The
+    products run in ``A``'s dtype outside autocast (cuSPARSE multiplies like dtypes only, and CPU sparse
+    kernels have no bf16); the gradients return in the inputs' dtypes.
+    """
 
     @staticmethod
-    def forward(ctx, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
-        ctx.a_t, ctx.dtype = a_t, h.dtype
-        with torch.autocast(a.device.type, enabled=False):
-            return a @ h.to(a.dtype)
+    def forward(ctx, rels: list, weight: Tensor, *hs: Tensor) -> tuple[Tensor, ...]:
+        dtype = rels[0][2].dtype
+        with torch.autocast(weight.device.type, enabled=False):
+            out = [torch.zeros(h.shape, dtype=torch.float32, device=h.device) for h in hs]
+            w = weight.detach().tolist()
+            for r, (s, d, a, _) in enumerate(rels):
+                out[d].add_((a @ hs[s].to(dtype)).float(), alpha=w[r])
+        ctx.rels = rels
+        ctx.save_for_backward(weight, *hs)
+        return tuple(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        with torch.autocast(grad.device.type, enabled=False):
-            return None, None, (ctx.a_t @ grad.to(ctx.a_t.dtype)).to(ctx.dtype)
+    def backward(ctx, *grads: Tensor):
+        weight, *hs = ctx.saved_tensors
+        rels = ctx.rels
+        dtype = rels[0][3].dtype
+        grad_h: list[Tensor | None] = [None] * len(hs)
+        grad_w = torch.zeros_like(weight, dtype=torch.float32)
+        w = weight.detach().tolist()
+        with torch.autocast(weight.device.type, enabled=False):
+            for r, (s, d, _, a_t) in enumerate(rels):
+                if grads[d] is None:
+                    continue
+                g = (a_t @ grads[d].to(dtype)).float()  # [N_src, d]
+                grad_w[r] = (g * hs[s].float()).sum()
+                grad_h[s] = g.mul_(w[r]) if grad_h[s] is None else grad_h[s].add_(g, alpha=w[r])
+        grad_h = [None if g is None else g.to(h.dtype) for g, h in zip(grad_h, hs)]
+        return (None, grad_w.to(weight.dtype), *grad_h)
 
 
 def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
@@ -142,16 +171,17 @@ class RGCNEncoder(nn.Module):
         """Returns ``{node_type: [N_t, hidden]}`` (``n_id_dict``: see :class:`NodeInputs`)."""
         h = self.inputs(x_dict, n_id_dict)
         sizes = {t: v.shape[0] for t, v in h.items()}
-        weight = self.relation_logit.exp()
-        rels = [(r, et, self.adjacency(et, edge_index_dict[et], sizes)) for r, et in enumerate(self.edge_types)
-                if edge_index_dict.get(et) is not None and edge_index_dict[et].numel() > 0]
-        total = dict(h)
-        for _ in range(self.num_layers):
-            out = {t: torch.zeros_like(v, dtype=torch.float32) for t, v in h.items()}
-            for r, (src, _, dst), (a, a_t) in rels:
-                out[dst] = out[dst] + weight[r] * _SpMM.apply(a, a_t, h[src].float())
-            h = out
-            total = {t: total[t] + h[t] for t in total}
+        types = list(h)
+        present = [(r, et) for r, et in enumerate(self.edge_types)
+                   if edge_index_dict.get(et) is not None and edge_index_dict[et].numel() > 0]
+        rels = [(types.index(et[0]), types.index(et[2]), *self.adjacency(et, edge_index_dict[et], sizes))
+                for _, et in present]
+        total = {t: v.float() for t, v in h.items()}
+        if rels:  # without any edge every layer's messages are zero
+            weight = self.relation_logit.exp()[[r for r, _ in present]]
+            for _ in range(self.num_layers):
+                h = dict(zip(types, _RelationalSum.apply(rels, weight, *(h[t] for t in types))))
+                total = {t: total[t] + h[t] for t in total}
         return {t: v / (self.num_layers + 1) for t, v in total.items()}
 
 
