@@ -55,9 +55,9 @@ def _steps(profile: str) -> list[Step]:
             Step("training_speed_gpu_10m", ("training_speed.py", "--scales", "650", "--models", "rgcn,lightgcn",
                                             "--devices", "cuda", *res("training_speed_gpu_10m"))),
         ]
-    # 0.1M interactions: every model; 1M: R-GCN and LightGCN (HGT is ~1.4× R-GCN)
+    # 0.1M interactions: every model; 1M: R-GCN in float32 (the CPU default) and bf16 (HGT is ~1.4× R-GCN)
     speed = ("--scales", "6.5", "--devices", "cpu")
-    large = ("--scales", "65", "--models", "rgcn,lightgcn", "--devices", "cpu")
+    large = ("--scales", "65", "--models", "rgcn", "--precisions", "fp32,bf16", "--devices", "cpu")
     sampled: tuple[str, ...] = ()
     if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
         sampled = ("--neighbours", "10,10")
@@ -72,6 +72,8 @@ def _steps(profile: str) -> list[Step]:
         Step("gnn_variants_support_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seed", "0",
                                                "--only", "default,support1,no-kg,no-sequence", "--baselines", "ease",
                                                *res("gnn_variants_support_magazine")), needs="magazine"),
+        Step("tuning", ("tuning.py", "--datasets", "magazine", "--trials", "25", "--seeds", "0", *res("tuning")),
+             needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
         Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
                                       *res("explain_faithfulness")), needs="magazine"),
