@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 from kgrec.config import GNN_MODELS, TrainConfig
@@ -164,16 +165,16 @@ def tune(cfg: TrainConfig, trials: int = 30, timeout: float | None = None, catal
         return float(info["best_val"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+    with warnings.catch_warnings():  # PatientPruner is marked experimental (since Optuna 2.8)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # a trial stops when it is below the median of the earlier ones at the same epoch (from epoch 20)
         # and has not improved for 5 validations (10 epochs): on magazine the plain median pruner, and a
         # bottom-quarter one, stopped all 20 trials after the first 5, several of them still climbing
-        pruner=optuna.pruners.PatientPruner(
+        pruner = optuna.pruners.PatientPruner(
             optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20), patience=5
-        ),
-    )
+        )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                                pruner=pruner)
     study.enqueue_trial(defaults(cfg))
     bar = None
     if progress:
