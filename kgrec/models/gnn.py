@@ -49,11 +49,14 @@ class _RelationalSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rels: list, weight: Tensor, *hs: Tensor) -> tuple[Tensor, ...]:
         dtype = rels[0][2].dtype
+        out: list[Tensor | None] = [None] * len(hs)
         with torch.autocast(weight.device.type, enabled=False):
-            out = [torch.zeros(h.shape, dtype=torch.float32, device=h.device) for h in hs]
             w = weight.detach().tolist()
             for r, (s, d, a, _) in enumerate(rels):
-                out[d].add_((a @ hs[s].to(dtype)).float(), alpha=w[r])
+                msg = (a @ hs[s].to(dtype)).float()  # a fresh [N_dst, d]
+                out[d] = msg.mul_(w[r]) if out[d] is None else out[d].add_(msg, alpha=w[r])
+        out = [torch.zeros(h.shape, dtype=torch.float32, device=h.device) if o is None else o
+               for o, h in zip(out, hs)]
         ctx.rels = rels
         ctx.save_for_backward(weight, *hs)
         return tuple(out)
@@ -71,7 +74,7 @@ class _RelationalSum(torch.autograd.Function):
                 if grads[d] is None:
                     continue
                 g = (a_t @ grads[d].to(dtype)).float()  # [N_src, d]
-                grad_w[r] = (g * hs[s].float()).sum()
+                grad_w[r] = torch.dot(g.view(-1), hs[s].float().reshape(-1))
                 grad_h[s] = g.mul_(w[r]) if grad_h[s] is None else grad_h[s].add_(g, alpha=w[r])
         grad_h = [None if g is None else g.to(h.dtype) for g, h in zip(grad_h, hs)]
         return (None, grad_w.to(weight.dtype), *grad_h)

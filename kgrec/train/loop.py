@@ -92,8 +92,23 @@ def _hits(pos_idx: Tensor, neg_idx: Tensor) -> tuple[Tensor, Tensor]:
     return rows, order[first + step]
 
 
+class _Workspace:
+    """``[b, K]`` buffers reused by the chunks of one batch (the last, shorter chunk takes a slice):
+    allocating them per chunk costs page faults comparable to the arithmetic on CPU."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[torch.dtype, Tensor] = {}
+
+    def get(self, rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        buf = self._buffers.get(dtype)
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.device != device:
+            buf = self._buffers[dtype] = torch.empty(rows, cols, dtype=dtype, device=device)
+        return buf[:rows]
+
+
 def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_idx: Tensor, temperature: float,
-                         weight: float, low_precision: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                         weight: float, low_precision: bool = False, workspace: _Workspace | None = None,
+                         n_low: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The sampled-softmax loss over negatives shared by the batch and its gradients, without autograd.
 
     ``u [b, d]`` users, ``p [b, d]`` their positives, ``n [K, d]`` the shared negatives (``pos_idx [b]``
@@ -103,15 +118,25 @@ def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_i
 
     One ``[b, K]`` buffer is reused from the logits to the probabilities, in place (the autograd
     version holds the logits, their masked copy, the concatenation and the softmax: 4 such buffers and
-    twice the memory traffic). ``low_precision``: the two ``[b, K]``-sized products in bf16 (fp32
-    accumulation), as autocast would run them; the softmax stays in float32.
+    twice the memory traffic); ``workspace`` keeps it across the chunks of a batch. ``low_precision``:
+    the two ``[b, K]``-sized products in bf16 (fp32 accumulation), as autocast would run them, with
+    ``n_low`` the negatives already in bf16; the softmax stays in float32.
     """
+    workspace = workspace or _Workspace()
     inv_t = 1.0 / temperature
     u_s = u * inv_t
     pos_s = (u_s * p).sum(1)  # [b]
-    mm_dtype = torch.bfloat16 if low_precision else u.dtype
-    u_m, n_m = u_s.to(mm_dtype), n.to(mm_dtype)
-    s = (u_m @ n_m.T).float()  # [b, K]
+    b, k = u.shape[0], n.shape[0]
+    s = workspace.get(b, k, torch.float32, u.device)  # [b, K]
+    if low_precision:
+        u_m = u_s.to(torch.bfloat16)
+        n_m = n_low if n_low is not None else n.to(torch.bfloat16)
+        s_m = workspace.get(b, k, torch.bfloat16, u.device)
+        torch.mm(u_m, n_m.T, out=s_m)
+        s.copy_(s_m)
+    else:
+        u_m, n_m = u_s.float(), n.float()
+        torch.mm(u_m, n_m.T, out=s)
     rows, cols = _hits(pos_idx, neg_idx)
     s[rows, cols] = float("-inf")
     m = torch.maximum(s.amax(1), pos_s)  # [b]
@@ -122,7 +147,10 @@ def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_i
     scale = weight / z  # [b]: s becomes weight · softmax, the gradient of the loss w.r.t. the logits
     s.mul_(scale[:, None])
     g_pos = weight * (e_pos / z - 1.0)  # [b]
-    s_m = s.to(mm_dtype)
+    if low_precision:
+        s_m.copy_(s)
+    else:
+        s_m = s
     grad_u = ((s_m @ n_m).float() + g_pos[:, None] * p) * inv_t
     grad_n = (s_m.T @ u_m).float()  # u_m already carries 1/τ
     grad_p = g_pos[:, None] * u_s
@@ -148,12 +176,15 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
     if loss == "softmax" and neg.dim() == 1:
         grad_u, grad_i = torch.zeros_like(u_d, dtype=torch.float32), torch.zeros_like(i_d, dtype=torch.float32)
         n_vec = i_d[neg].float()
+        n_low = n_vec.to(torch.bfloat16) if amp else None
         grad_n = torch.zeros_like(n_vec)
         total = torch.zeros((), device=U.device)
+        workspace = _Workspace()
         for start in range(0, b, chunk):
             sl = slice(start, start + chunk)
             value, g_u, g_p, g_n = shared_softmax_grads(u_d[users[sl]].float(), i_d[pos[sl]].float(), n_vec, pos[sl],
-                                                        neg, temperature, share / b, low_precision=amp)
+                                                        neg, temperature, share / b, low_precision=amp,
+                                                        workspace=workspace, n_low=n_low)
             grad_u.index_add_(0, users[sl], g_u)
             grad_i.index_add_(0, pos[sl], g_p)
             grad_n += g_n
