@@ -2,15 +2,16 @@
 
 Each trial trains the GNN (R-GCN or HGT) with one setting of :data:`SPACE` on the training split and
 scores it by its best validation NDCG@10 — the metric early stopping already uses. Test interactions
-are never looked at. The first trial is always kgrec's defaults, so the search can only pick something
-that beats them on validation. A trial stops early when its validation NDCG@10 is below the median of
-the earlier trials at the same epoch (from epoch 20) and has not improved for 5 validations (Optuna's
-median pruner inside its patient pruner). The search is deterministic for a seed
-on CPU (TPE sampler seeded with ``cfg.seed``; every trial trains with that seed).
+are never looked at. The first trial is always the run's own settings (kgrec's defaults unless flags
+change them), so the search can only pick something that beats them on validation. A trial stops
+early when its validation NDCG@10 is below the median of the earlier trials at the same epoch (from
+epoch 20) and has not improved for 5 validations (Optuna's median pruner inside its patient pruner).
+The search is deterministic for a seed on CPU (TPE sampler seeded with ``cfg.seed``; every trial
+trains with that seed).
 
 The split, the text features and the sentiment model do not depend on the searched settings; the graph
-does (``min_support``, and the knowledge-graph relations), so one prepared graph is kept per distinct
-structure (at most 6).
+does (``min_support``, and the knowledge-graph relations), so one prepared graph (text embeddings from
+the encoder's cache) is kept per distinct structure: 6 for the default space.
 
 After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
 caller trains it as a normal run (baselines, path scores and the serving refit included), so its
