@@ -194,7 +194,7 @@ def main() -> None:
             f"{r['graph_edges']:,}",
             r["model"],
             r["device"],
-            r.get("precision", "bf16" if r["device"] == "cuda" else "fp32"),
+            r["precision"],
             f"{r['epoch_seconds']:.2f}",
             r["steps"],
             f"{r['peak_gib']:.2f} GiB",
