@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import LightGCN
 
 from kgrec.data.interactions import UserItems
+from kgrec.models.gnn import normalised_adjacency, propagate
 
 
 class Popularity:
@@ -230,7 +231,9 @@ class LightGCNModel(nn.Module):
 
     The paper's batch of 2,048 assumes about a million interactions; on smaller data an epoch would be a
     handful of steps, so the batch shrinks to keep at least :attr:`MIN_STEPS` steps per epoch (see
-    :meth:`recipe`). The symmetric normalisation ``D^-1/2 A D^-1/2`` is computed once, not per step.
+    :meth:`recipe`). The symmetric normalisation ``D^-1/2 A D^-1/2`` is computed once, not per step, and
+    propagation multiplies by it in the backward too (PyG's convolution, through ``torch.sparse.mm``,
+    transposed it in every backward: half of a step's time).
     """
 
     MIN_STEPS = 64
@@ -257,8 +260,6 @@ class LightGCNModel(nn.Module):
 
     def set_graph(self, users: Tensor, items: Tensor) -> None:
         """The symmetric-normalised bipartite adjacency ``[U + I, U + I]`` of the training pairs."""
-        from kgrec.models.gnn import normalised_adjacency
-
         ei = torch.stack([users, items + self.n_users])
         n = self.n_users + self.n_items
         self.adj = normalised_adjacency(torch.cat([ei, ei.flip(0)], 1), n, n)[0]
@@ -272,8 +273,12 @@ class LightGCNModel(nn.Module):
     def embed(self, *_: object) -> tuple[Tensor, Tensor]:
         """Returns ``[U, d]`` and ``[I, d]`` propagated embeddings, in float32 also under autocast (the
         recipe's precision; sparse kernels do not multiply a float32 adjacency with bf16)."""
-        with torch.autocast(self.adj.device.type, enabled=False):
-            h = self.model.get_embedding(self.adj)
+        with torch.autocast(self.adj.device.type, enabled=False):  # = self.model.get_embedding(self.adj)
+            x = self.model.embedding.weight
+            h = x * self.model.alpha[0]
+            for i in range(self.model.num_layers):
+                x = propagate(self.adj, self.adj, x)  # the normalised adjacency is symmetric
+                h = h + x * self.model.alpha[i + 1]
         return h[: self.n_users], h[self.n_users:]
 
     def regulariser(self, users: Tensor, items: Tensor) -> Tensor:

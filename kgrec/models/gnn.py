@@ -80,6 +80,14 @@ class _RelationalSum(torch.autograd.Function):
         return (None, grad_w.to(weight.dtype), *grad_h)
 
 
+def propagate(a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
+    """``a @ h`` for a square CSR ``a [N, N]`` whose transpose ``a_t`` is at hand (``a`` itself when it is
+    symmetric), ``h [N, d]`` → ``[N, d]`` float32. Autograd through ``torch.sparse.mm`` would transpose
+    ``a`` (a sort of its entries) in every backward; this one multiplies by ``a_t`` (one relation of
+    :class:`_RelationalSum`, weight 1)."""
+    return _RelationalSum.apply([(0, 0, a, a_t)], torch.ones(1, device=h.device), h)[0]
+
+
 def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
     """``edge_index [2, E]`` (src, dst) → CSR ``A [n_dst, n_src]`` with entries
     ``1/sqrt(deg_out(src)·deg_in(dst))`` (duplicate edges add up), and its transpose ``[n_src, n_dst]``."""
