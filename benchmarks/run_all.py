@@ -86,6 +86,7 @@ def _steps(profile: str) -> list[Step]:
         Step("multilingual", ("multilingual.py", "--reviews", "5500", "--scale", "0.5", *res("multilingual")),
              needs="zh"),
         Step("quickstart", ("quickstart.py", *res("quickstart"))),
+        Step("midsize", ("midsize.py", "--scale", "11", *res("midsize"))),
         Step("text_encoding", ("text_encoding.py", "--limit", "500", *res("text_encoding"))),
         Step("catalog_load", ("catalog_load.py", "--scale", "65", *res("catalog_load"))),
         Step("neo4j_import", ("neo4j_import.py", "--scale", "65", "--naive-sample", "2000", *res("neo4j_import"))),

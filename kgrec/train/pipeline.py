@@ -153,7 +153,8 @@ def fit_model(
         model, info, inputs = _fit_once(name, prep, one, device, writer, init, selected, tag=f"{name}/t{tau:g}")
         search[f"{tau:g}"] = info["best_val"]
         seconds += info["train_seconds"]
-        _log(cfg, f"{name:>10}: temperature {tau:g}: validation ndcg@10 {info['best_val']:.4f}")
+        _log(cfg, f"{name:>10}: temperature {tau:g}: validation ndcg@10 {info['best_val']:.4f} "
+                  f"({info['epochs']} epochs in {info['train_seconds']:.1f}s)")
         if best is None or info["best_val"] > best[1]["best_val"]:
             best = (model, info, inputs, tau)
     model, info, inputs, tau = best

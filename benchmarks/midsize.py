@@ -1,0 +1,94 @@
+"""The default job on a mid-size shop: ``python train.py --scale 11`` (the demo shop at about 180k
+interactions, 16,500 users, 5,400 products) with every default, timed stage by stage from its log.
+
+    .venv/bin/python benchmarks/midsize.py [--scale 11] [--timeout-min 110] [-- EXTRA TRAIN.PY FLAGS]
+
+Each log line is stamped with the wall time since start, so a stage's time is read from when its
+line arrives; the GNN's seconds per epoch are its training seconds over its epochs (validation passes
+included, as a user waits for them). A run that passes ``--timeout-min`` is stopped, and the table
+shows the stages it finished and that the whole run took longer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_report import markdown_table, save
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_LINE = re.compile(r"^\s*(\S+): test ndcg@10 ([0-9.]+)\s+(?:recall@10 [0-9.]+\s+\(([0-9.]+)s\)|weights)")
+TEMPERATURE_LINE = re.compile(
+    r"^\s*(\S+): temperature (\S+): validation ndcg@10 ([0-9.]+) \((\d+) epochs in ([0-9.]+)s\)")
+FEATURES_LINE = re.compile(r"^features in ([0-9.]+)s")
+REFIT_LINE = re.compile(r"^refit of (\S+) on all (\d+) pairs in ([0-9.]+)s")
+
+
+def run(scale: float, timeout_s: float, extra: list[str], out_dir: str) -> tuple[list[tuple[float, str]], bool]:
+    """``train.py`` in a fresh process; returns (``[(seconds since start, line)]``, finished)."""
+    cmd = [sys.executable, "train.py", "--scale", f"{scale:g}", "--out", out_dir, *extra]
+    t0 = time.perf_counter()
+    lines: list[tuple[float, str]] = []
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "TQDM_DISABLE": "1"}) as proc:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), True)
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - t0, line.rstrip()))
+            print(f"[{lines[-1][0]:7.0f}s] {lines[-1][1]}", flush=True)
+            if time.perf_counter() - t0 > timeout_s:
+                proc.kill()
+                return lines, False
+        proc.wait()
+    if proc.returncode:
+        raise SystemExit(f"train.py failed with exit status {proc.returncode}")
+    return lines, True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=11.0, help="demo scale (11 ≈ 180k interactions)")
+    ap.add_argument("--timeout-min", type=float, default=110.0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "midsize.json"))
+    args, extra = ap.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lines, finished = run(args.scale, args.timeout_min * 60, extra, tmp)
+        metrics = json.loads((Path(tmp) / "metrics.json").read_text(encoding="utf-8")) if finished else {}
+    total = lines[-1][0] if lines else 0.0
+    rows, gnn = [], []
+    for at, line in lines:
+        if m := FEATURES_LINE.match(line):
+            again = any(r[0].startswith("split, text") for r in rows)
+            rows.append(["split, text embeddings, sentiment" + (" (for the refit)" if again else ""),
+                         f"{float(m[1]):.0f}", f"{at:.0f}", ""])
+        elif m := TEMPERATURE_LINE.match(line):
+            epochs, seconds = int(m[4]), float(m[5])
+            gnn.append(seconds / epochs)
+            rows.append([f"{m[1]} at temperature {m[2]}", f"{seconds:.0f}", f"{at:.0f}",
+                         f"{epochs} epochs, {seconds / epochs:.1f} s/epoch, validation NDCG@10 {m[3]}"])
+        elif m := MODEL_LINE.match(line):
+            rows.append([m[1], m[3] or "", f"{at:.0f}", f"test NDCG@10 {m[2]}"])
+        elif m := REFIT_LINE.match(line):
+            rows.append([f"refit of {m[1]} on all {m[2]} pairs", f"{float(m[3]):.0f}", f"{at:.0f}", ""])
+    if finished:
+        rows.append(["**whole run**", "", f"**{total:.0f}**", f"{total / 60:.1f} min"])
+    else:
+        rows.append(["**whole run**", "", f"> {total:.0f}", f"stopped after {args.timeout_min:g} min, unfinished"])
+    split = next((line for _, line in lines if line.startswith("split ")), "")
+    save(args.out, {"scale": args.scale, "finished": finished, "seconds": total, "log": lines,
+                    "gnn_seconds_per_epoch": gnn, "metrics": metrics.get("models", {})},
+         f"`python train.py` on a mid-size shop (demo scale {args.scale:g})",
+         f"`python train.py --scale {args.scale:g}` {' '.join(extra)} with every other default ({split}). "
+         "Seconds: the stage's own time as the log reports it; 'done at': seconds since the start when its "
+         "line arrived.\n\n" + markdown_table(["stage", "seconds", "done at", "detail"], rows))
+
+
+if __name__ == "__main__":
+    main()
