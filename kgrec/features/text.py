@@ -20,6 +20,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,22 @@ def cache_root() -> Path:
 
 def _text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+@contextmanager
+def transformers_progress(enabled: bool):
+    """transformers' own progress bars (its "Loading weights" bar) only when ``enabled``; the global
+    setting is restored on exit."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 class TextEncoder:
@@ -137,8 +154,9 @@ class TextEncoder:
 
             self.device = str(resolve_device(self.device_arg))
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-                self._model = AutoModel.from_pretrained(self.path).to(self.device).eval()
+                with transformers_progress(self.progress):
+                    self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+                    self._model = AutoModel.from_pretrained(self.path).to(self.device).eval()
             except OSError as exc:
                 raise ValueError(f"cannot load text encoder {self.path!r}: {exc}. Give a local folder with a "
                                  f"transformers model, or a model id this machine has cached") from None
