@@ -344,21 +344,30 @@ class Run:
             self.__dict__["_model"] = model
         return self.__dict__["_model"]
 
+    @property
+    def has_vectors(self) -> bool:
+        """Whether the served model scores through user and product vectors (embeddings, or a path blend
+        over them): what exact scoring at some products and the top-K index need. Item-item and
+        popularity runs do not."""
+        model = self.model
+        return isinstance(model, EmbeddingScores) or (isinstance(model, PathBlend) and model.hybrid.vectors is not None)
+
     def score_at(self, user: int) -> Callable[[Tensor], Tensor] | None:
         """``items [C] -> [C]``: the served model's exact scores of ``user`` at some products, without
-        scoring the others (None when the served model cannot: item-item and popularity runs)."""
-        model, u = self.model, torch.tensor([user])
+        scoring the others (None without vectors: see :attr:`has_vectors`)."""
+        if not self.has_vectors:
+            return None
+        model = self.model
         if isinstance(model, EmbeddingScores):
             return lambda items: model.users[user] @ model.items[items].T
-        if isinstance(model, PathBlend) and model.hybrid.vectors is not None:
-            return lambda items: model.hybrid.score_at(u, items[None])[0]
-        return None
+        u = torch.tensor([user])
+        return lambda items: model.hybrid.score_at(u, items[None])[0]
 
     def index_vectors(self) -> Tensor | None:
         """``[I, d']``, what the top-K index is built over: the product vectors, with the text embeddings
         beside them when the served path blend weights the text path (see
         :meth:`kgrec.models.paths.HybridScorer.linear_items`); None for models without vectors."""
-        if self.score_at(0) is None:
+        if not self.has_vectors:
             return None
         model = self.model
         return model.hybrid.linear_items() if isinstance(model, PathBlend) else model.items
