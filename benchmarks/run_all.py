@@ -62,16 +62,19 @@ def _steps(profile: str) -> list[Step]:
     if _sampler_available():  # the neighbour-sampled R-GCN rows need pyg-lib or torch-sparse
         sampled = ("--neighbours", "10,10")
     return [
-        Step("quality", ("quality.py", "--datasets", "magazine,demo,scientific", "--models", "rgcn", "--seeds",
+        Step("quality", ("quality.py", "--datasets", "magazine,demo", "--models", "rgcn", "--seeds",
                          "0,1,2", *sampled, "--runs", RUNS, *res("quality"))),
+        Step("quality_scientific", ("quality.py", "--datasets", "scientific", "--models", "rgcn", "--seeds", "0,1,2",
+                                    "--runs", RUNS, *res("quality_scientific")), needs="scientific"),
         Step("gnn_variants_amazon-magazine-2018", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seed",
                                                    "0", *res("gnn_variants_amazon-magazine-2018")), needs="magazine"),
         Step("gnn_variants_amazon-scientific-2018", ("gnn_variants.py", str(SHARED / "amazon-scientific-2018"),
                                                      "--seed", "0", *res("gnn_variants_amazon-scientific-2018")),
              needs="scientific"),
         Step("gnn_variants_support_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seed", "0",
-                                               "--only", "default,support1,no-kg,no-sequence", "--baselines", "ease",
-                                               *res("gnn_variants_support_magazine")), needs="magazine"),
+                                               "--only", "default,support1,support2,no-kg,no-sequence",
+                                               "--baselines", "ease", *res("gnn_variants_support_magazine")),
+             needs="magazine"),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),

@@ -46,16 +46,16 @@ def test_split_and_graph_do_not_leak(small_demo):
     for _, g in train.groupby("u", sort=False):  # train_pairs are in time order per user
         seq_items = g["i"].tolist()
         support.update({(a, b) for a, b in zip(seq_items, seq_items[1:]) if a != b})
-    assert cfg.min_support == 2
-    for min_support in (1, 2):
-        p = prep if min_support == 2 else prepare(dataclasses.replace(cfg, min_support=1), small_demo)
+    assert cfg.min_support == 3
+    for min_support in (1, 3):
+        p = prep if min_support == 3 else prepare(dataclasses.replace(cfg, min_support=1), small_demo)
         seq = p.data["product", "followed_by", "product"].edge_index
         expect = {pair for pair, n in support.items() if n >= min_support}
         assert set(zip(seq[0].tolist(), seq[1].tolist())) == expect and expect
     # co_interacted: at least min_support users chose both products of every edge
     co = prep.data["product", "co_interacted", "product"].edge_index
     chose = train.groupby("i")["u"].apply(set)
-    assert co.shape[1] > 0 and all(len(chose[a] & chose[b]) >= 2 for a, b in zip(co[0].tolist(), co[1].tolist()))
+    assert co.shape[1] > 0 and all(len(chose[a] & chose[b]) >= 3 for a, b in zip(co[0].tolist(), co[1].tolist()))
 
 
 def test_features_ignore_held_out_interactions(small_demo):
