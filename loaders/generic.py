@@ -36,6 +36,7 @@ from kgrec.data.catalog import (
     add_category_path,
     clean_text,
     is_missing,
+    missing_words,
     slug,
     to_float,
 )
@@ -93,7 +94,6 @@ def _load_mapping(folder: Path, mapping: str | Path | None) -> dict:
 
 
 PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {"title": ("name", "product_name")}
-NAN_WORDS = {"nan", "null", "none", "na", "n/a"}
 
 
 def _rename(df: pd.DataFrame, explicit: dict[str, str], stem: str, path: Path) -> pd.DataFrame:
@@ -191,7 +191,7 @@ def load_generic(source: str | Path, mapping: str | Path | None = None, encoding
         if "rating" in df.columns:
             rating = to_float(df["rating"])
             lost = df["rating"][df["rating"].notna() & rating.isna()]  # given, but not a number
-            nan_words = int(lost.astype(str).str.strip().str.lower().isin(NAN_WORDS).sum())
+            nan_words = int(missing_words(lost).sum())
             report.repair("nan_rating_cleared", nan_words, where=path.name)
             report.repair("unparseable_rating_cleared", len(lost) - nan_words, where=path.name)
             df["rating"] = rating

@@ -99,12 +99,12 @@ def test_dangling_tag_and_link_references_are_counted(shop):
 
 def test_nan_and_out_of_range_ratings(shop):
     write(shop, "interactions.csv", INTERACTIONS + "u3,p1,rating,NaN,1600000300\nu3,p2,rating,11,1600000400\n"
-                                                    "u3,p3,rating,abc,1600000500\n")
+                                                    "u3,p3,rating,abc,1600000500\nu2,p3,rating,  ,1600000600\n")
     cat = load_catalog(shop)
     assert cat.report.repaired["rating_out_of_range_cleared"] == 1
-    assert cat.report.repaired["unparseable_rating_cleared"] == 1
-    assert cat.report.repaired["nan_rating_cleared"] == 1
-    assert cat.interactions["rating"].isna().sum() == 2 + 3  # two purchases + NaN + 11 + abc
+    assert cat.report.repaired["unparseable_rating_cleared"] == 1  # abc; spaces are no value, like NaN
+    assert cat.report.repaired["nan_rating_cleared"] == 2
+    assert cat.interactions["rating"].isna().sum() == 2 + 4  # two purchases + NaN + 11 + abc + spaces
 
 
 def test_negative_and_future_timestamps(shop):

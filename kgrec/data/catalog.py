@@ -216,6 +216,15 @@ def to_float(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
+MISSING_WORDS = frozenset({"", "nan", "null", "none", "na", "n/a"})  # a cell that says "no value" (any case)
+
+
+def missing_words(values: pd.Series) -> pd.Series:
+    """Boolean ``[N]``: which values are a word for "no value" (:data:`MISSING_WORDS`, spaces ignored), so
+    that clearing them is counted apart from values that are not numbers."""
+    return values.astype(str).str.strip().str.lower().isin(MISSING_WORDS)
+
+
 def _numeric(s: pd.Series, col: str, report: LoadReport | None) -> pd.Series:
     """Numbers of a column as float64: datetimes (Parquet) become epoch seconds, and values that are not
     finite numbers (``inf``, unparseable text) are cleared, counted per column."""
@@ -227,8 +236,7 @@ def _numeric(s: pd.Series, col: str, report: LoadReport | None) -> pd.Series:
     if report is not None:
         report.repair(f"non_finite_{col}_cleared", int(bad.sum()))
         lost = s[s.notna() & out.isna()]  # given but not a number: the words for "missing" do not count
-        given = ~lost.astype(str).str.strip().str.lower().isin({"", "nan", "null", "none", "na", "n/a"})
-        report.repair(f"unparseable_{col}_cleared", int(given.sum()))
+        report.repair(f"unparseable_{col}_cleared", int((~missing_words(lost)).sum()))
     return out.mask(bad)
 
 
