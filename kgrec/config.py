@@ -97,8 +97,8 @@ class TrainConfig:
     # users a derived edge (co_interacted, followed_by) needs behind it: on sparse data most pairs are seen
     # once or twice, and such pairs are noise. Chosen on validation NDCG@10: 1 → 2 magazine 0.197 → 0.202
     # (2 seeds), scientific 0.0838 → 0.0843, demo 0.0847 → 0.0856 (seed 0); 2 → 3 magazine 0.2035 →
-    # 0.2098, demo 0.0859 → 0.0866 (3 seeds each), scientific 0.0842 → 0.0847 (seed 0); kgrec tune chose 3
-    # on magazine and on demo
+    # 0.2098, demo 0.0859 → 0.0866, scientific 0.0840 → 0.0852 (3 seeds each); kgrec tune chose 3 on
+    # magazine and on demo
     min_support: int = 3
     id_embeddings: str = "all"
     # GNN width. 256 was chosen on validation NDCG@10 (softmax at τ 0.15, seed 0): scientific 0.0780 /
