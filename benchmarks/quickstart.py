@@ -19,7 +19,8 @@ from bench_report import markdown_table, save
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {"rgcn+paths": "**R-GCN + paths (served)**", "paths": "paths alone", "rgcn": "R-GCN alone",
-          "lightgcn": "LightGCN", "itemknn": "item-kNN", "popularity": "popularity"}
+          "lightgcn": "LightGCN", "ease": "EASE^R", "itemknn": "item-kNN", "popularity": "popularity",
+          "trending": "trending"}
 
 
 def main() -> None:
