@@ -59,3 +59,13 @@ def test_cli_trains_the_run_with_the_chosen_settings(tmp_path):
     assert len(tuning["trials"]) == 2
     assert config["optim"]["temperature"] == [pytest.approx(tuning["best"]["temperature"])]
     assert config["hidden"] == tuning["best"]["hidden"] and config["min_support"] == tuning["best"]["min_support"]
+
+
+def test_min_support_matters_only_with_a_derived_relation():
+    """Trials that differ only in min_support share a prepared graph when no derived relation is kept."""
+    from kgrec.train.tune import _keeps_derived
+
+    assert _keeps_derived(TrainConfig())
+    assert _keeps_derived(TrainConfig(relations=("followed_by",)))
+    assert not _keeps_derived(TrainConfig(relations=()))
+    assert not _keeps_derived(TrainConfig(relations=("in_category", "made_by")))

@@ -11,7 +11,8 @@ trains with that seed).
 
 The split, the text features and the sentiment model do not depend on the searched settings; the graph
 does (``min_support``, and the knowledge-graph relations), so one prepared graph (text embeddings from
-the encoder's cache) is kept per distinct structure: 6 for the default space.
+the encoder's cache) is kept per distinct structure: 5 for the default space (min_support 1–4 with
+the relations, and one without them, where min_support changes nothing).
 
 After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
 caller trains it as a normal run (baselines, path scores and the serving refit included), so its
@@ -66,6 +67,14 @@ def space_for(cfg: TrainConfig) -> dict[str, tuple[str, tuple]]:
             args = (min(args[0], value), max(args[1], value))
         out[name] = (kind, args)
     return out
+
+
+def _keeps_derived(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s graph has a derived relation, the only thing ``min_support`` changes."""
+    from kgrec.data.schema import load_schema
+
+    return any(spec.derived is not None and (cfg.relations is None or spec.name in cfg.relations)
+               for spec in load_schema().edges.values())
 
 
 def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
@@ -153,7 +162,7 @@ def tune(cfg: TrainConfig, trials: int = 30, timeout: float | None = None, catal
     def objective(trial) -> float:
         params = {name: _suggest(trial, name, space) for name in space}
         one = apply(cfg, params)
-        key = (one.relations, one.min_support)
+        key = (one.relations, one.min_support if _keeps_derived(one) else None)  # the graph's structure
         if key not in prepared:
             prepared[key] = prepare(one, catalog)
         prep = prepared[key]
