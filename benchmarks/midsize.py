@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,21 +32,29 @@ REFIT_LINE = re.compile(r"^refit of (\S+) on all (\d+) pairs in ([0-9.]+)s")
 
 
 def run(scale: float, timeout_s: float, extra: list[str], out_dir: str) -> tuple[list[tuple[float, str]], bool]:
-    """``train.py`` in a fresh process; returns (``[(seconds since start, line)]``, finished)."""
+    """``train.py`` in a fresh process; returns (``[(seconds since start, line)]``, finished). The log is
+    read on a thread, so the time limit also stops a stage that prints nothing for a long time."""
     cmd = [sys.executable, "train.py", "--scale", f"{scale:g}", "--out", out_dir, *extra]
     t0 = time.perf_counter()
     lines: list[tuple[float, str]] = []
-    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "TQDM_DISABLE": "1"}) as proc:
-        assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), True)
-        for line in proc.stdout:
+
+    def read(stream) -> None:
+        for line in stream:
             lines.append((time.perf_counter() - t0, line.rstrip()))
             print(f"[{lines[-1][0]:7.0f}s] {lines[-1][1]}", flush=True)
-            if time.perf_counter() - t0 > timeout_s:
-                proc.kill()
-                return lines, False
-        proc.wait()
+
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "TQDM_DISABLE": "1"}) as proc:
+        reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            reader.join()
+            return lines, False
+        reader.join()
     if proc.returncode:
         raise SystemExit(f"train.py failed with exit status {proc.returncode}")
     return lines, True
