@@ -58,3 +58,24 @@ def test_closed_form_softmax_matches_autograd(full_catalog):
     torch.testing.assert_close(value16, value, rtol=2e-2, atol=1e-3)
     for got, want in zip(grads16, (g_u, g_p, g_n)):
         torch.testing.assert_close(got, want, rtol=5e-2, atol=5e-3)
+
+
+def test_an_epoch_takes_at_most_max_steps_steps():
+    """A larger training set gets a larger batch (and a square-root-scaled learning rate) instead of more
+    full-graph steps; small sets and an unbounded config keep their batch."""
+    from dataclasses import replace
+
+    from kgrec.config import OptimConfig
+    from kgrec.train.loop import FullGraphBatches, scaled_to
+
+    cfg = OptimConfig(batch_size=100, max_steps=8, lr=1e-3, negatives=4)
+    assert scaled_to(cfg, 800) == cfg
+    assert scaled_to(replace(cfg, max_steps=0), 10_000) == replace(cfg, max_steps=0)
+    big = scaled_to(cfg, 3_201)
+    assert big.batch_size == 401  # ceil(3201 / 8)
+    assert big.lr == pytest.approx(1e-3 * (401 / 100) ** 0.5)
+    users = torch.arange(3_201) % 50
+    batches = list(FullGraphBatches((), users, users % 7, 7, None, big, torch.Generator().manual_seed(0)))
+    assert len(batches) == 8 and sum(b.users.numel() for b in batches) == 3_201
+    with pytest.raises(ValueError, match="max_steps"):
+        scaled_to(replace(cfg, max_steps=-1), 10)

@@ -4,8 +4,9 @@ curves."""
 from __future__ import annotations
 
 import copy
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -263,6 +264,19 @@ class Batch:
     neg: Tensor
     share: float
     size: int
+
+
+def scaled_to(cfg: OptimConfig, n_train: int) -> OptimConfig:
+    """``cfg`` with the batch size and learning rate an epoch over ``n_train`` pairs uses: at most
+    ``cfg.max_steps`` steps, so the batch grows to ``ceil(n_train / max_steps)`` when that is larger than
+    ``cfg.batch_size``, and the learning rate by ``sqrt(new batch / cfg.batch_size)`` (the square-root rule
+    for Adam). Unchanged when ``max_steps`` is 0 or the set is small enough."""
+    if cfg.max_steps < 0:
+        raise ValueError(f"max_steps must be 0 (no bound) or a number of steps, not {cfg.max_steps}")
+    if cfg.max_steps == 0 or n_train <= cfg.batch_size * cfg.max_steps:
+        return cfg
+    batch = -(-n_train // cfg.max_steps)
+    return replace(cfg, batch_size=batch, lr=cfg.lr * math.sqrt(batch / cfg.batch_size))
 
 
 class FullGraphBatches:

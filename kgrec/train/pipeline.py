@@ -21,7 +21,7 @@ from kgrec.features.build import compute_features, product_texts
 from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
 from kgrec.train.evaluate import evaluate_ranking
-from kgrec.train.loop import embeddings, resolve_device, seed_everything, train_embedding_model
+from kgrec.train.loop import embeddings, resolve_device, scaled_to, seed_everything, train_embedding_model
 
 
 def load_source(cfg: TrainConfig) -> Catalog:
@@ -193,6 +193,12 @@ def _fit_once(
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         if selected is not None:
             optim = replace(optim, epochs=max(1, selected["best_epoch"]))
+        if name in GNN_MODELS and batches is None:  # a full-graph step costs a pass over the whole graph
+            scaled = scaled_to(optim, len(prep.train_users))
+            if scaled != optim:
+                _log(cfg, f"{name:>10}: {len(prep.train_users):,} training pairs: batch {scaled.batch_size:,} "
+                          f"(at most {optim.max_steps} steps per epoch), learning rate {scaled.lr:.3g}")
+            optim = scaled
         info = train_embedding_model(
             model,
             embed_inputs,
@@ -210,6 +216,7 @@ def _fit_once(
             progress=not cfg.quiet,
             batches=batches,
         )
+        info.update(batch_size=optim.batch_size, lr=optim.lr)
     else:
         if selected is not None and "lambda" in selected:
             model.lam = selected["lambda"]
@@ -389,7 +396,8 @@ def _train(
             "train_seconds": info["train_seconds"],
             "curve": info.get("curve", []),
         }
-        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search"):
+        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search", "batch_size",
+                    "lr"):
             if key in info:
                 results[name][key] = info[key]
         _log(
