@@ -69,3 +69,29 @@ def test_lightgcn_propagation_equals_pygs():
     torch.testing.assert_close(h_ours, h_pyg)
     torch.testing.assert_close(g_ours, g_pyg)
     assert g_pyg.abs().sum() > 0
+
+
+def test_temperature_search_by_successive_halving_keeps_the_leader_untouched(small_demo, tmp_path):
+    """The temperatures train side by side; after the rung only the leader trains on, and it ends exactly
+    where training it alone ends (pausing and resuming, and the other candidate, change nothing)."""
+    from dataclasses import replace
+
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import run_training
+
+    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, baselines=(), paths=False,
+                      refit=False, out=str(tmp_path / "search"),
+                      optim=OptimConfig(epochs=8, batch_size=512, negatives=16, patience=8, temperature=(0.15, 1.0),
+                                        search_rung=2))
+    searched = run_training(cfg, small_demo)["models"]["rgcn"]
+    winner = searched["temperature"]
+    loser = next(f"{t:g}" for t in cfg.optim.temperature if t != winner)
+    assert searched["search_stopped"] == {loser: 2}
+    assert searched["search"][f"{winner:g}"] > searched["search"][loser]
+    alone = run_training(replace(cfg, out=str(tmp_path / "alone"),
+                                 optim=replace(cfg.optim, temperature=(winner,))), small_demo)["models"]["rgcn"]
+    assert alone["best_epoch"] == searched["best_epoch"] and alone["epochs"] == searched["epochs"] == 8
+    assert alone["val"] == searched["val"] and alone["test"] == searched["test"]
+    full = run_training(replace(cfg, out=str(tmp_path / "full"), optim=replace(cfg.optim, search_rung=0)),
+                        small_demo)["models"]["rgcn"]
+    assert "search_stopped" not in full and full["search"][loser] >= searched["search"][loser]

@@ -36,6 +36,31 @@ def test_hand_computed_metrics():
     assert m["users"] == 2
 
 
+def test_per_user_ndcg_is_each_users_own_and_averages_to_the_metric():
+    targets = ui([(0, 2), (1, 0), (1, 4)])
+    per_user: dict = {}
+    m = evaluate_ranking(lambda users: SCORES[users], targets, [ui([(0, 0)])], batch_size=1, per_user=per_user)
+    assert per_user["users"].tolist() == [0, 1]
+    ndcg = per_user["ndcg@10"]
+    assert ndcg.tolist() == pytest.approx([1 / math.log2(3), (1 + 1 / math.log2(6)) / (1 + 1 / math.log2(3))])
+    assert float(ndcg.mean()) == pytest.approx(m["ndcg@10"])
+    with pytest.raises(ValueError, match="include 10"):
+        evaluate_ranking(lambda users: SCORES[users], targets, [], ks=(1, 3), per_user={})
+
+
+def test_run_saves_every_models_per_user_test_ndcg(demo_run):
+    import json
+
+    from kgrec.train.pipeline import PER_USER_FILE, load_per_user
+
+    metrics = json.loads((demo_run / "metrics.json").read_text())
+    saved = load_per_user(demo_run / PER_USER_FILE)
+    assert set(saved) == {"users", *metrics["models"]}
+    for name, m in metrics["models"].items():
+        assert saved[name].shape == saved["users"].shape
+        assert float(saved[name].mean()) == pytest.approx(m["test"]["ndcg@10"])
+
+
 def test_perfect_ranking_has_ndcg_one():
     targets = ui([(0, 0), (0, 1), (1, 4)])
     m = evaluate_ranking(lambda users: SCORES[users], targets, [], ks=(2, 5))

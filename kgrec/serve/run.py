@@ -10,6 +10,8 @@ A run folder holds
 - ``catalog/``: the canonical catalog tables as Parquet, so serving, search, profiles, cold start and
   reports never re-read the export (which may have moved or changed since);
 - ``tensorboard/``: training curves;
+- ``test_per_user.npz``: every model's test NDCG@10 per user, for paired comparisons
+  (``kgrec.train.pipeline.load_per_user``; absent without a test split);
 - ``products.faiss`` (large catalogs only): the top-K index over the product vectors (kgrec.serve.ann).
 
 Writing is atomic: everything goes into a temporary sibling folder, which then replaces the run folder

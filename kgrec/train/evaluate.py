@@ -20,14 +20,22 @@ KS = (10, 20)
 
 @torch.no_grad()
 def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems, exclude: list[UserItems],
-                     ks: tuple[int, ...] = KS, batch_size: int = 1024) -> dict[str, float]:
-    """``score_users([B]) -> [B, I]``; ``targets`` holds each evaluated user's held-out items."""
+                     ks: tuple[int, ...] = KS, batch_size: int = 1024,
+                     per_user: dict[str, Tensor] | None = None) -> dict[str, float]:
+    """``score_users([B]) -> [B, I]``; ``targets`` holds each evaluated user's held-out items.
+
+    ``per_user``, when given, receives ``"users" [n]`` (the evaluated users, ascending) and
+    ``"ndcg@10" [n]`` (float64, each user's NDCG@10), for paired comparisons of models over the same
+    users."""
+    if per_user is not None and 10 not in ks:
+        raise ValueError("per-user metrics are NDCG@10: ks must include 10")
     users = torch.unique(targets.users)
     if users.numel() == 0:
         return {}
     kmax = max(ks)
     sums = {f"recall@{k}": 0.0 for k in ks} | {f"ndcg@{k}": 0.0 for k in ks} | {"mrr": 0.0}
     top10: list[Tensor] = []
+    user_ndcg: list[Tensor] = []
     for start in range(0, users.numel(), batch_size):
         batch = users[start:start + batch_size]
         scores = score_users(batch).float().clone()  # [B, I], on the scorer's device
@@ -47,7 +55,10 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
             h = hits[:, :k]
             sums[f"recall@{k}"] += float((h.sum(1) / n_target).sum())
             dcg = (h * discounts[: h.shape[1]]).sum(1)
-            sums[f"ndcg@{k}"] += float((dcg / ideal[n_target.clamp(max=min(k, h.shape[1]))]).sum())
+            ndcg = dcg / ideal[n_target.clamp(max=min(k, h.shape[1]))]  # [B]
+            sums[f"ndcg@{k}"] += float(ndcg.sum())
+            if k == 10:
+                user_ndcg.append(ndcg.cpu())
         best_target = scores.masked_fill(~target, -math.inf).max(1).values  # [B]
         rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
         sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
@@ -56,4 +67,7 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
     out = {k: v / n for k, v in sums.items()}
     out["coverage@10"] = torch.unique(torch.cat(top10)).numel() / targets.n_items
     out["users"] = int(n)
+    if per_user is not None:
+        per_user["users"] = users.cpu()
+        per_user["ndcg@10"] = torch.cat(user_ndcg)
     return out

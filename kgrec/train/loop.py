@@ -318,6 +318,152 @@ class FullGraphBatches:
             yield Batch(self.inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
 
 
+class EmbeddingTrainer:
+    """Trains ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` epoch by epoch and keeps
+    the weights of the best validation NDCG@10, so that training can pause and resume between calls of
+    :meth:`run` (a temperature search advances its candidates side by side and drops the worse ones).
+
+    ``batches`` (an iterable of :class:`Batch`, walked once per epoch) defaults to
+    :class:`FullGraphBatches`; :class:`kgrec.train.sampling.NeighbourBatches` gives neighbour-sampled
+    subgraphs instead. Under ``torch.distributed`` (``torchrun``) each process computes its share of
+    every step and the gradients are summed with one all-reduce. Validation always embeds the full
+    graph (``embed_inputs``); it runs on rank 0 only and its NDCG@10 is broadcast, so every process
+    stops at the same epoch. Without validation targets (a refit on every interaction) it trains all
+    ``cfg.epochs`` epochs and keeps the last.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        embed_inputs: tuple,
+        train_users: Tensor,
+        train_items: Tensor,
+        val_targets: UserItems,
+        val_exclude: list[UserItems],
+        n_items: int,
+        item_category: Tensor | None,
+        cfg: OptimConfig,
+        seed: int,
+        device: torch.device,
+        writer=None,
+        tag: str = "model",
+        progress: bool = False,
+        batches=None,
+    ):
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+        if len(cfg.temperature) != 1:
+            raise ValueError(f"one training run takes one temperature, not {cfg.temperature}")
+        self.rank, self.world = dist_info()
+        self.model, self.inputs, self.cfg, self.device = model, embed_inputs, cfg, device
+        self.val_targets, self.val_exclude = val_targets, val_exclude
+        self.writer, self.tag = writer, tag
+        if batches is None:
+            gen = torch.Generator().manual_seed(seed)
+            batches = FullGraphBatches(embed_inputs, train_users, train_items, n_items, item_category, cfg, gen)
+        self.batches = batches
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.amp = uses_bf16(cfg.precision, device)
+        self.temperature = cfg.temperature[0]
+        self.validate = len(val_targets) > 0
+        self.best, self.best_state, self.best_epoch, self.waited = -1.0, None, 0, 0
+        self.curve: list[dict] = []
+        self.epoch = 0
+        self.stopped = False  # early stopping: patience ran out
+        self.seconds = 0.0
+        self.bar = None
+        if progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
+
+    @property
+    def finished(self) -> bool:
+        """Whether training is over: every epoch done, or stopped early."""
+        return self.stopped or self.epoch >= self.cfg.epochs
+
+    def run(self, until: int | None = None) -> EmbeddingTrainer:
+        """Train up to epoch ``until`` (default: the end), unless training finishes first."""
+        last = self.cfg.epochs if until is None else min(until, self.cfg.epochs)
+        t0 = time.perf_counter()
+        while not self.stopped and self.epoch < last:
+            self._epoch()
+        self.seconds += time.perf_counter() - t0
+        return self
+
+    def _epoch(self) -> None:
+        cfg, model, device = self.cfg, self.model, self.device
+        self.epoch += 1
+        epoch = self.epoch
+        model.train()
+        t0 = time.perf_counter()
+        total, seen = 0.0, 0
+        for batch in self.batches:
+            self.opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+                U, I = model.embed(*batch.inputs)
+            users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
+            loss = loss_backward(U, I, users, pos, neg, cfg.loss, self.temperature, batch.share, amp=self.amp)
+            if cfg.l2 > 0:
+                reg = cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
+                reg.backward()
+                loss = loss + reg.detach()
+            if self.world > 1:  # the shares sum to the step's loss, so the summed gradients are its gradient
+                _sum_grads(model)
+            self.opt.step()
+            batch_loss = loss.detach()
+            if self.world > 1:
+                dist.all_reduce(batch_loss)
+            total += float(batch_loss) * batch.size
+            seen += batch.size
+        epoch_s = time.perf_counter() - t0
+        if not self.validate:
+            self.curve.append({"epoch": epoch, "loss": total / max(seen, 1), "epoch_seconds": epoch_s})
+            if self.bar is not None:
+                self.bar.update(1)
+            return
+        if epoch % cfg.eval_every and epoch != cfg.epochs:
+            return
+        ndcg = 0.0
+        if self.rank == 0:
+            ndcg = evaluate_embeddings(model, self.inputs, self.val_targets, self.val_exclude,
+                                       device).get("ndcg@10", 0.0)
+        if self.world > 1:
+            ndcg = _broadcast_float(ndcg, device)
+        epoch_loss = total / max(seen, 1)
+        self.curve.append({"epoch": epoch, "loss": epoch_loss, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
+        if self.writer is not None and self.rank == 0:
+            self.writer.add_scalar(f"{self.tag}/loss", epoch_loss, epoch)
+            self.writer.add_scalar(f"{self.tag}/val_ndcg@10", ndcg, epoch)
+        if self.bar is not None:
+            self.bar.update(cfg.eval_every)
+            self.bar.set_postfix(loss=f"{epoch_loss:.4f}", val_ndcg10=f"{ndcg:.4f}")
+        if ndcg > self.best:
+            self.best, self.best_epoch, self.waited = ndcg, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.waited += cfg.eval_every
+            if self.waited >= cfg.patience:
+                self.stopped = True
+
+    def finish(self) -> dict:
+        """Ends training: the model takes the weights of its best validation NDCG@10 (of its last epoch
+        without validation). Returns ``{"epochs", "best_epoch", "best_val", "curve", "seconds"}``."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            self.best_state = None
+        return {
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch if self.validate else self.epoch,
+            "best_val": self.best if self.validate else None,
+            "curve": self.curve,
+            "seconds": self.seconds,
+        }
+
+
 def train_embedding_model(
     model: torch.nn.Module,
     embed_inputs: tuple,
@@ -335,98 +481,11 @@ def train_embedding_model(
     progress: bool = False,
     batches=None,
 ) -> dict:
-    """Train ``model.embed(*embed_inputs) -> (U [n_users, d], I [n_items, d])`` and keep the best epoch.
-
-    Returns ``{"epochs": n, "best_epoch": e, "curve": [...]}``; the model ends with the weights of the
-    best validation NDCG@10. Without validation targets (a refit on every interaction) it trains all
-    ``cfg.epochs`` epochs and keeps the last.
-
-    ``batches`` (an iterable of :class:`Batch`, walked once per epoch) defaults to
-    :class:`FullGraphBatches`; :class:`kgrec.train.sampling.NeighbourBatches` gives neighbour-sampled
-    subgraphs instead. Under ``torch.distributed`` (``torchrun``) each process computes its share of
-    every step and the gradients are summed with one all-reduce. Validation always embeds the full
-    graph (``embed_inputs``); it runs on rank 0 only and its NDCG@10 is broadcast, so every process
-    stops at the same epoch.
-    """
-    rank, world = dist_info()
-    gen = torch.Generator().manual_seed(seed)
-    if batches is None:
-        batches = FullGraphBatches(embed_inputs, train_users, train_items, n_items, item_category, cfg, gen)
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    amp = uses_bf16(cfg.precision, device)
-    best, best_state, best_epoch, waited, curve = -1.0, None, 0, 0, []
-    validate = len(val_targets) > 0
-    if len(cfg.temperature) != 1:
-        raise ValueError(f"one training run takes one temperature, not {cfg.temperature}")
-    temperature = cfg.temperature[0]
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
-    epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        total, seen = 0.0, 0
-        for batch in batches:
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                U, I = model.embed(*batch.inputs)
-            users, pos, neg = batch.users.to(device), batch.pos.to(device), batch.neg.to(device)
-            loss = loss_backward(U, I, users, pos, neg, cfg.loss, temperature, batch.share, amp=amp)
-            if cfg.l2 > 0:
-                reg = cfg.l2 * model.regulariser(users, torch.cat([pos, neg.flatten()])) / batch.size
-                reg.backward()
-                loss = loss + reg.detach()
-            if world > 1:  # the shares sum to the step's loss, so the summed gradients are its gradient
-                _sum_grads(model)
-            opt.step()
-            batch_loss = loss.detach()
-            if world > 1:
-                dist.all_reduce(batch_loss)
-            total += float(batch_loss) * batch.size
-            seen += batch.size
-        epoch_s = time.perf_counter() - t0
-        if not validate:
-            curve.append({"epoch": epoch, "loss": total / max(seen, 1), "epoch_seconds": epoch_s})
-            if bar is not None:
-                bar.update(1)
-            continue
-        if epoch % cfg.eval_every and epoch != cfg.epochs:
-            continue
-        ndcg = 0.0
-        if rank == 0:
-            ndcg = evaluate_embeddings(model, embed_inputs, val_targets, val_exclude, device).get("ndcg@10", 0.0)
-        if world > 1:
-            ndcg = _broadcast_float(ndcg, device)
-        epoch_loss = total / max(seen, 1)
-        curve.append({"epoch": epoch, "loss": epoch_loss, "val_ndcg@10": ndcg, "epoch_seconds": epoch_s})
-        if writer is not None and rank == 0:
-            writer.add_scalar(f"{tag}/loss", epoch_loss, epoch)
-            writer.add_scalar(f"{tag}/val_ndcg@10", ndcg, epoch)
-        if bar is not None:
-            bar.update(cfg.eval_every)
-            bar.set_postfix(loss=f"{epoch_loss:.4f}", val_ndcg10=f"{ndcg:.4f}")
-        if ndcg > best:
-            best, best_epoch, waited = ndcg, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += cfg.eval_every
-            if waited >= cfg.patience:
-                break
-    if bar is not None:
-        bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return {
-        "epochs": epoch,
-        "best_epoch": best_epoch if validate else epoch,
-        "best_val": best if validate else None,
-        "curve": curve,
-    }
+    """Train ``model`` to the end (early stopping on validation NDCG@10) and keep the best epoch: one
+    :class:`EmbeddingTrainer` run through. Returns ``{"epochs": n, "best_epoch": e, "best_val": v,
+    "curve": [...], "seconds": s}``."""
+    return EmbeddingTrainer(model, embed_inputs, train_users, train_items, val_targets, val_exclude, n_items,
+                            item_category, cfg, seed, device, writer, tag, progress, batches).run().finish()
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from kgrec.features.build import compute_features, product_texts
 from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
 from kgrec.train.evaluate import evaluate_ranking
-from kgrec.train.loop import embeddings, resolve_device, scaled_to, seed_everything, train_embedding_model
+from kgrec.train.loop import EmbeddingTrainer, embeddings, resolve_device, scaled_to, seed_everything
 
 
 def load_source(cfg: TrainConfig) -> Catalog:
@@ -131,63 +131,104 @@ def fit_model(
 ) -> tuple[object, dict, tuple]:
     """Train one registry model. Returns (model, info, embed_inputs).
 
-    A GNN whose ``cfg.optim.temperature`` lists several temperatures is trained once per temperature
-    and the best on validation NDCG@10 is kept (``info["temperature"]``, and every value tried in
-    ``info["search"]``). ``init(model, prep)``, when given, sets the fresh model's weights before
-    training (warm start). ``selected`` refits with what an earlier fit chose on validation (``info`` of
-    that fit: the epoch count and temperature of a trained model, EASE's λ) and no validation of its own.
+    A GNN whose ``cfg.optim.temperature`` lists several temperatures trains one model per temperature and
+    keeps the best on validation NDCG@10 (``info["temperature"]``; every value tried in ``info["search"]``)
+    by successive halving: the candidates train side by side, and after ``cfg.optim.search_rung`` epochs
+    (then twice as many, …) only the better half, by best validation NDCG@10 so far, trains on, until one
+    is left to train to its end (``info["search_stopped"]``: the epoch each dropped candidate stopped at).
+    ``init(model, prep)``, when given, sets each fresh model's weights before training (warm start).
+    ``selected`` refits with what an earlier fit chose on validation (``info`` of that fit: the epoch
+    count and temperature of a trained model, EASE's λ) and no validation of its own.
     """
     grid = cfg.optim.temperature
     if name in GNN_MODELS and selected is not None and "temperature" in selected:
         grid = (selected["temperature"],)
     if name not in GNN_MODELS or len(grid) == 1:
         cfg = replace(cfg, optim=replace(cfg.optim, temperature=grid[:1]))
-        model, info, inputs = _fit_once(name, prep, cfg, device, writer, init, selected)
+        fit = _Fit(name, prep, cfg, device, writer, init, selected)
+        fit.run()
+        model, info, inputs = fit.finish()
         if name in GNN_MODELS:
             info["temperature"] = grid[0]
         return model, info, inputs
+    fits = [_Fit(name, prep, replace(cfg, optim=replace(cfg.optim, temperature=(tau,))), device, writer, init,
+                 selected, tag=f"{name}/t{tau:g}", announce=i == 0) for i, tau in enumerate(grid)]
+    alive, rung, stopped = list(range(len(fits))), cfg.optim.search_rung, {}
+    while True:
+        until = rung if rung > 0 and len(alive) > 1 else None
+        for i in alive:
+            fits[i].run(until)
+        if until is None:
+            break
+        ranked = sorted(alive, key=lambda i: fits[i].best, reverse=True)  # stable: grid order on ties
+        alive = ranked[: (len(ranked) + 1) // 2]
+        for i in ranked[len(alive):]:
+            stopped[f"{grid[i]:g}"] = fits[i].epoch
+        rung *= 2
     best = None
     search, seconds = {}, 0.0
-    for tau in grid:
-        one = replace(cfg, optim=replace(cfg.optim, temperature=(tau,)))
-        model, info, inputs = _fit_once(name, prep, one, device, writer, init, selected, tag=f"{name}/t{tau:g}")
+    for tau, fit in zip(grid, fits):
+        model, info, inputs = fit.finish()
         search[f"{tau:g}"] = info["best_val"]
         seconds += info["train_seconds"]
+        why = f"; dropped: behind at epoch {stopped[f'{tau:g}']}" if f"{tau:g}" in stopped else ""
         _log(cfg, f"{name:>10}: temperature {tau:g}: validation ndcg@10 {info['best_val']:.4f} "
-                  f"({info['epochs']} epochs in {info['train_seconds']:.1f}s)")
+                  f"({info['epochs']} epochs in {info['train_seconds']:.1f}s){why}")
         if best is None or info["best_val"] > best[1]["best_val"]:
             best = (model, info, inputs, tau)
     model, info, inputs, tau = best
     info.update(temperature=tau, search=search, train_seconds=seconds)
+    if stopped:
+        info["search_stopped"] = stopped
     return model, info, inputs
 
 
-def _fit_once(
-    name: str,
-    prep: Prepared,
-    cfg: TrainConfig,
-    device: torch.device,
-    writer=None,
-    init=None,
-    selected: dict | None = None,
-    tag: str | None = None,
-) -> tuple[object, dict, tuple]:
-    seed_everything(cfg.seed)
-    model = build_model(name, prep.data, cfg)
-    if init is not None:
-        init(model, prep)
-    t0 = time.perf_counter()
-    info: dict = {}
-    embed_inputs: tuple = ()
-    if name in TRAINED_MODELS:
-        model = model.to(device)
+class _Fit:
+    """One registry model being fitted. A trained model's :class:`EmbeddingTrainer` (``trainer``) can be
+    advanced a few epochs at a time (:meth:`run`); a closed-form model is fitted when created.
+    :meth:`finish` ends training where it is and returns ``(model, info, embed_inputs)``."""
+
+    def __init__(
+        self,
+        name: str,
+        prep: Prepared,
+        cfg: TrainConfig,
+        device: torch.device,
+        writer=None,
+        init=None,
+        selected: dict | None = None,
+        tag: str | None = None,
+        announce: bool = True,
+    ):
+        seed_everything(cfg.seed)
+        self.model = model = build_model(name, prep.data, cfg)
+        if init is not None:
+            init(model, prep)
+        t0 = time.perf_counter()
+        self.info: dict = {}
+        self.inputs: tuple = ()
+        self.trainer: EmbeddingTrainer | None = None
+        if name not in TRAINED_MODELS:
+            if selected is not None and "lambda" in selected:
+                model.lam = selected["lambda"]
+            if selected is not None and "half_life_days" in selected:
+                model.half_life = selected["half_life_days"]
+            model.fit(prep.train_index, prep.val_index if selected is None else None, times=prep.train_times)
+            self.info = {"epochs": 0}
+            if getattr(model, "lam", None) is not None:
+                self.info.update({"lambda": model.lam, "selection": model.selection})
+            if getattr(model, "half_life", None) is not None:
+                self.info.update({"half_life_days": model.half_life, "selection": model.selection})
+            self.info["train_seconds"] = time.perf_counter() - t0
+            return
+        self.model = model = model.to(device)
         batches = None
         optim = cfg.optim
         if name in GNN_MODELS:
             if cfg.optim.neighbours is not None:
                 batches = neighbour_batches(prep, cfg, device)
             data = prep.data.to(device)
-            embed_inputs = (data.x_dict, data.edge_index_dict)
+            self.inputs = (data.x_dict, data.edge_index_dict)
         else:  # a baseline trains with its own published recipe
             optim = model.recipe(len(prep.train_users))
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
@@ -195,13 +236,15 @@ def _fit_once(
             optim = replace(optim, epochs=max(1, selected["best_epoch"]))
         if name in GNN_MODELS and batches is None:  # a full-graph step costs a pass over the whole graph
             scaled = scaled_to(optim, len(prep.train_users))
-            if scaled != optim:
+            if scaled != optim and announce:
                 _log(cfg, f"{name:>10}: {len(prep.train_users):,} training pairs: batch {scaled.batch_size:,} "
                           f"(at most {optim.max_steps} steps per epoch), learning rate {scaled.lr:.3g}")
             optim = scaled
-        info = train_embedding_model(
+        self.info = {"batch_size": optim.batch_size, "lr": optim.lr}
+        self.setup_seconds = time.perf_counter() - t0
+        self.trainer = EmbeddingTrainer(
             model,
-            embed_inputs,
+            self.inputs,
             prep.train_users,
             prep.train_items,
             prep.val_index,
@@ -216,20 +259,27 @@ def _fit_once(
             progress=not cfg.quiet,
             batches=batches,
         )
-        info.update(batch_size=optim.batch_size, lr=optim.lr)
-    else:
-        if selected is not None and "lambda" in selected:
-            model.lam = selected["lambda"]
-        if selected is not None and "half_life_days" in selected:
-            model.half_life = selected["half_life_days"]
-        model.fit(prep.train_index, prep.val_index if selected is None else None, times=prep.train_times)
-        info = {"epochs": 0}
-        if getattr(model, "lam", None) is not None:
-            info.update({"lambda": model.lam, "selection": model.selection})
-        if getattr(model, "half_life", None) is not None:
-            info.update({"half_life_days": model.half_life, "selection": model.selection})
-    info["train_seconds"] = time.perf_counter() - t0
-    return model, info, embed_inputs
+
+    @property
+    def best(self) -> float:
+        """Best validation NDCG@10 so far (-1 before the first validation or for a closed-form model)."""
+        return self.trainer.best if self.trainer is not None else -1.0
+
+    @property
+    def epoch(self) -> int:
+        return self.trainer.epoch if self.trainer is not None else 0
+
+    def run(self, until: int | None = None) -> None:
+        """Train up to epoch ``until`` (default: to the end); nothing for a closed-form model."""
+        if self.trainer is not None:
+            self.trainer.run(until)
+
+    def finish(self) -> tuple[object, dict, tuple]:
+        if self.trainer is not None:
+            done = self.trainer.finish()
+            self.info.update(done)
+            self.info["train_seconds"] = self.setup_seconds + self.info.pop("seconds")
+        return self.model, self.info, self.inputs
 
 
 def neighbour_batches(prep: Prepared, cfg: TrainConfig, device: torch.device):
@@ -304,6 +354,9 @@ def check_config(cfg: TrainConfig) -> None:
     for name in (cfg.model, *cfg.baselines):
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if cfg.optim.search_rung < 0:
+        raise ValueError(f"search_rung must be 0 (train every temperature to its end) or a number of epochs, "
+                         f"not {cfg.optim.search_rung}")
     if not isinstance(cfg.min_support, int) or cfg.min_support < 1:
         raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
     if cfg.relations is not None:
@@ -377,6 +430,7 @@ def _train(
         writer = SummaryWriter(str(folder / "tensorboard"))
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
+    per_user: dict[str, dict] = {}  # model → its test users and their NDCG@10 (test_per_user.npz)
     main_model, main_inputs, main_info, hybrid = None, (), {}, None
     for name in names:
         if not main and name not in TRAINED_MODELS:
@@ -388,7 +442,8 @@ def _train(
             continue
         score = scorer(name, model, inputs, device)
         val = evaluate_ranking(score, prep.val_index, [prep.train_index])
-        test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index])
+        test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index],
+                                per_user=per_user.setdefault(name, {}))
         results[name] = {
             "val": val,
             "test": test,
@@ -396,8 +451,8 @@ def _train(
             "train_seconds": info["train_seconds"],
             "curve": info.get("curve", []),
         }
-        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search", "batch_size",
-                    "lr"):
+        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search",
+                    "search_stopped", "batch_size", "lr"):
             if key in info:
                 results[name][key] = info[key]
         _log(
@@ -406,7 +461,7 @@ def _train(
             f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)",
         )
         if name == cfg.model and cfg.paths and name in GNN_MODELS:
-            hybrid = _add_paths(cfg, prep, name, score, results)
+            hybrid = _add_paths(cfg, prep, name, score, results, per_user)
     if "temperature" in main_info:  # what validation chose is what the run is, and what it saves
         cfg = replace(cfg, optim=replace(cfg.optim, temperature=(main_info["temperature"],)))
     served_prep, served_model, served_inputs, served_hybrid = prep, main_model, main_inputs, hybrid
@@ -449,7 +504,29 @@ def _train(
     save_model(folder, cfg, served_model, served_inputs, served_prep, device, paths=served_hybrid)
     write_json(folder / "metrics.json", metrics)
     write_json(folder / "config.json", cfg.to_dict())
+    save_per_user(folder / PER_USER_FILE, per_user)
     return json.loads(json.dumps(metrics, default=float))
+
+
+PER_USER_FILE = "test_per_user.npz"
+
+
+def save_per_user(path: Path, per_user: dict[str, dict]) -> None:
+    """Each model's per-user test NDCG@10 as ``path`` (NumPy ``.npz``): ``users`` (the test users, the same
+    for every model) and one float64 array per model name. Nothing is written without a test split."""
+    rows = {name: p for name, p in per_user.items() if "users" in p}
+    if not rows:
+        return
+    users = next(iter(rows.values()))["users"]
+    if any(not torch.equal(p["users"], users) for p in rows.values()):
+        raise AssertionError("models were tested on different users")
+    np.savez(path, users=users.numpy(), **{name: p["ndcg@10"].numpy() for name, p in rows.items()})
+
+
+def load_per_user(path: str | Path) -> dict[str, np.ndarray]:
+    """What :func:`save_per_user` wrote: ``{"users": [n], model name: [n] NDCG@10}``."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.device, init=None):
@@ -468,9 +545,10 @@ def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.d
     return prep_all, model, inputs, served_hybrid
 
 
-def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict):
+def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict):
     """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
-    that shows what the GNN adds). Returns the fitted hybrid, which the checkpoint then serves."""
+    that shows what the GNN adds), their per-user test NDCG@10 into ``per_user``. Returns the fitted
+    hybrid, which the checkpoint then serves."""
     from kgrec.models.paths import HybridScorer
 
     t0 = time.perf_counter()
@@ -484,7 +562,8 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
         rows[row] = hybrid
         results[row] = {
             "val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
-            "test": evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index]),
+            "test": evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index],
+                                     per_user=per_user.setdefault(row, {})),
             "epochs": results[name]["epochs"] if base is not None else 0,
             "train_seconds": (results[name]["train_seconds"] if base is not None else 0.0)
             + build_seconds
