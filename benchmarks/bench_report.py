@@ -95,13 +95,15 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
-def save(out: str | Path, data: object, title: str, markdown: str) -> None:
-    """Print ``markdown`` and write ``out`` (JSON) and ``out.md`` (title, provenance, markdown)."""
+def save(out: str | Path, data: object, title: str, markdown: str, command: str | None = None,
+         finished_at: str | None = None, machine_info: dict | None = None) -> None:
+    """Print ``markdown`` and write ``out`` (JSON) and ``out.md`` (title, provenance, markdown). A table
+    re-rendered from saved data passes the provenance it was measured with (command, finish time, machine)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    m = machine()
-    finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = command_line()
+    m = machine_info or machine()
+    finished = finished_at or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = command or command_line()
     out.write_text(
         json.dumps({"command": cmd, "finished": finished, "machine": m, "data": data}, indent=2, default=float),
         encoding="utf-8",

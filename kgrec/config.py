@@ -57,9 +57,10 @@ class OptimConfig:
     # on a larger training set the batch grows to n_train / max_steps and the learning rate with the square
     # root of that growth (the square-root rule for Adam, Malladi et al., NeurIPS 2022). 64 leaves every
     # set up to 65,536 training pairs as it was (magazine, scientific, demo). At 149k pairs (--scale 11,
-    # τ 0.15, seed 0) an epoch took 36 s at batch 1,024 and 10 s at 4,096 (2,048 negatives); validation
-    # NDCG@10 was 0.0286 after 12 epochs at 1,024, and at 4,096 0.0282 after 40 epochs with lr 1e-3,
-    # 0.0295 after 24 with 4e-3: a larger batch needs a larger rate to learn as fast per epoch
+    # seed 0, 2 cores) the default run trains at batch 2,327 and lr 1.51e-3: 19.9 s per epoch against
+    # 36 s at batch 1,024, and the same test NDCG@10 at τ 0.4 (0.0339 both; benchmarks/midsize.py).
+    # With τ 0.15 and lr 1e-3, batch 4,096 learnt more slowly per epoch than 1,024 (validation 0.0282
+    # after 40 epochs vs 0.0286 after 12) and with lr 4e-3 faster (0.0295 after 24): the rate must grow
     max_steps: int = 64
     # negatives per step: shared by the batch ([B, d] x [d, K]; every product when the catalog has at most
     # this many, i.e. a full softmax), or per example when shared_negatives is False
