@@ -1,12 +1,14 @@
 """The default job on a mid-size shop: ``python train.py --scale 11`` (the demo shop at about 180k
 interactions, 16,500 users, 5,400 products) with every default, timed stage by stage from its log.
 
-    .venv/bin/python benchmarks/midsize.py [--scale 11] [--timeout-min 110] [-- EXTRA TRAIN.PY FLAGS]
+    .venv/bin/python benchmarks/midsize.py [--scale 11] [--timeout-min 110] [--render] [-- EXTRA TRAIN.PY FLAGS]
 
 Each log line is stamped with the wall time since start, so a stage's time is read from when its
-line arrives (the temperatures of the search train side by side and report together at its end); the GNN's seconds per epoch are its training seconds over its epochs (validation passes
-included, as a user waits for them). A run that passes ``--timeout-min`` is stopped, and the table
-shows the stages it finished and that the whole run took longer.
+line arrives (the temperatures of the search train side by side and report together at its end);
+the GNN's seconds per epoch are its training seconds over its epochs (validation passes included,
+as a user waits for them). A run that passes ``--timeout-min`` is stopped, and the table shows the
+stages it finished and that the whole run took longer. ``--render`` rewrites the table from the log
+a run saved.
 """
 from __future__ import annotations
 
