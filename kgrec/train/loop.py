@@ -464,28 +464,11 @@ class EmbeddingTrainer:
         }
 
 
-def train_embedding_model(
-    model: torch.nn.Module,
-    embed_inputs: tuple,
-    train_users: Tensor,
-    train_items: Tensor,
-    val_targets: UserItems,
-    val_exclude: list[UserItems],
-    n_items: int,
-    item_category: Tensor | None,
-    cfg: OptimConfig,
-    seed: int,
-    device: torch.device,
-    writer=None,
-    tag: str = "model",
-    progress: bool = False,
-    batches=None,
-) -> dict:
-    """Train ``model`` to the end (early stopping on validation NDCG@10) and keep the best epoch: one
-    :class:`EmbeddingTrainer` run through. Returns ``{"epochs": n, "best_epoch": e, "best_val": v,
-    "curve": [...], "seconds": s}``."""
-    return EmbeddingTrainer(model, embed_inputs, train_users, train_items, val_targets, val_exclude, n_items,
-                            item_category, cfg, seed, device, writer, tag, progress, batches).run().finish()
+def train_embedding_model(*args, **kwargs) -> dict:
+    """Train a model to the end (early stopping on validation NDCG@10) and keep the best epoch: one
+    :class:`EmbeddingTrainer` (same arguments) run through. Returns ``{"epochs": n, "best_epoch": e,
+    "best_val": v, "curve": [...], "seconds": s}``."""
+    return EmbeddingTrainer(*args, **kwargs).run().finish()
 
 
 @torch.no_grad()
