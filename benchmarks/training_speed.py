@@ -123,8 +123,8 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu")
     ap.add_argument("--batch-size", type=int, default=65536)
     ap.add_argument("--precisions", default="auto",
-                    help="training arithmetic per row (kgrec's --precision): auto (bf16 on CUDA, float32 on CPU), "
-                         "fp32, bf16; comma-separated for several rows")
+                    help="training arithmetic per row (kgrec's --precision): auto (bf16 on CUDA and on CPUs "
+                         "with native bf16, else float32), fp32, bf16; comma-separated for several rows")
     ap.add_argument(
         "--neighbours", help="also time R-GCN on neighbour-sampled subgraphs with these fan-outs (e.g. 10,10)"
     )

@@ -95,3 +95,42 @@ def test_temperature_search_by_successive_halving_keeps_the_leader_untouched(sma
     full = run_training(replace(cfg, out=str(tmp_path / "full"), optim=replace(cfg.optim, search_rung=0)),
                         small_demo)["models"]["rgcn"]
     assert "search_stopped" not in full and full["search"][loser] >= searched["search"][loser]
+
+
+class _Dot(torch.nn.Module):
+    """The smallest embedding model: free user and product vectors."""
+
+    def __init__(self, n_users: int, n_items: int):
+        super().__init__()
+        self.u = torch.nn.Parameter(torch.randn(n_users, 4))
+        self.i = torch.nn.Parameter(torch.randn(n_items, 4))
+
+    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.u, self.i
+
+
+def test_small_gains_do_not_reset_the_patience_and_the_refit_length_is_the_converged_epoch(monkeypatch):
+    """Scripted validation NDCG@10 per epoch: 1 % above the last mark resets the patience, a smaller gain
+    still becomes the best epoch, and the converged epoch is the first within 1 % of the best."""
+    from kgrec.config import OptimConfig
+    from kgrec.data.interactions import UserItems
+    from kgrec.train import loop
+
+    script = [0.100, 0.105, 0.1055, 0.1056, 0.1057, 0.1058, 0.1059, 0.2]
+
+    def run(min_improvement: float) -> dict:
+        values = iter(script)
+        monkeypatch.setattr(loop, "evaluate_embeddings", lambda *a, **k: {"ndcg@10": next(values)})
+        torch.manual_seed(0)
+        users, items = torch.arange(6) % 3, torch.arange(6) % 4
+        val = UserItems(torch.tensor([0]), torch.tensor([1]), 3, 4)
+        cfg = OptimConfig(epochs=len(script), eval_every=1, patience=3, min_improvement=min_improvement,
+                          batch_size=6, negatives=4, temperature=(0.2,), precision="fp32")
+        return loop.train_embedding_model(_Dot(3, 4), (), users, items, val, [], 4, None, cfg, 0,
+                                          torch.device("cpu"))
+
+    strict = run(0.01)  # marks: 0.100 (epoch 1), 0.105 (epoch 2); epochs 3-5 gain < 1 %: stop after epoch 5
+    assert (strict["epochs"], strict["best_epoch"], strict["converged_epoch"]) == (5, 5, 2)
+    assert strict["best_val"] == 0.1057
+    every = run(0.0)  # every gain resets the patience: trains to the end, where the jump is
+    assert (every["epochs"], every["best_epoch"], every["converged_epoch"]) == (8, 8, 8)

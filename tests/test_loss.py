@@ -79,3 +79,15 @@ def test_an_epoch_takes_at_most_max_steps_steps():
     assert len(batches) == 8 and sum(b.users.numel() for b in batches) == 3_201
     with pytest.raises(ValueError, match="max_steps"):
         scaled_to(replace(cfg, max_steps=-1), 10)
+
+
+def test_auto_precision_is_bf16_on_cuda_and_on_cpus_with_native_bf16(monkeypatch):
+    from kgrec.train import loop
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native in (True, False):
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
+        assert loop.uses_bf16("auto", cpu) is native
+        assert loop.uses_bf16("auto", cuda) and loop.uses_bf16("bf16", cpu) and not loop.uses_bf16("fp32", cuda)
+    with pytest.raises(ValueError, match="unknown precision"):
+        loop.uses_bf16("fp16", cpu)

@@ -63,3 +63,45 @@ def test_hybrid_fit_never_lowers_validation_and_zero_weights_keep_the_base_ranki
     fit = hybrid.fit(val, [hist])
     assert fit["val_ndcg@10"] >= before
     assert fit["trace"][0]["val_ndcg@10"] == before
+
+
+def _random_shop(seed: int = 0, n_users: int = 2500, n_items: int = 60):
+    g = torch.Generator().manual_seed(seed)
+    users = torch.randint(0, n_users, (12_000,), generator=g)
+    items = torch.randint(0, n_items, (12_000,), generator=g)
+    hist = UserItems(users, items, n_users, n_items)
+    val = UserItems(torch.arange(n_users), torch.randint(0, n_items, (n_users,), generator=g), n_users, n_items)
+    text = torch.randn(n_items, 8, generator=g)
+    edges = {"category": (torch.arange(n_items), torch.arange(n_items) % 7),
+             "brand": (torch.arange(n_items), torch.arange(n_items) % 11)}
+    vectors = torch.randn(n_users, 4, generator=g), torch.randn(n_items, 4, generator=g)
+    return hist, val, PathPrior.build(hist, text, edges, neighbours=10), vectors
+
+
+def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its_term_cache():
+    hist, val, prior, (U, I) = _random_shop()
+    base = lambda users: U[users] @ I.T  # noqa: E731
+    fits = []
+    from kgrec.train.evaluate import evaluate_ranking
+
+    # none kept; all kept; the first of the three batches of 1,024 validation users kept
+    for budget in (0, 2 << 30, 1024 * 60 * 4 * 5):
+        hybrid = HybridScorer(base, prior, {})
+        fits.append(hybrid.fit(val, [hist], cache_bytes=budget))
+        # the fitted scorer ranks as the search measured it
+        assert evaluate_ranking(hybrid, val, [hist])["ndcg@10"] == fits[-1]["val_ndcg@10"]
+    assert fits[0]["trace"] == fits[1]["trace"] == fits[2]["trace"]
+    assert len(fits[0]["trace"]) > 1  # the search moved at least once: the comparison is not vacuous
+
+
+def test_cached_terms_sum_to_the_served_score_bit_for_bit():
+    from kgrec.models.paths import _TermCache
+
+    hist, _, prior, (U, I) = _random_shop(1)
+    hybrid = HybridScorer(lambda users: U[users] @ I.T, prior, {})
+    cache = _TermCache(hybrid, ["co_interacted", "text", "category", "brand"], 2 << 30)
+    users = torch.arange(40, 90)
+    for weights in ({}, {"text": 0.5}, {"co_interacted": 4.0, "brand": 0.25, "category": 1.0, "text": 2.0}):
+        hybrid.weights = {"co_interacted": 0.0, "text": 0.0, "category": 0.0, "brand": 0.0} | weights
+        assert torch.equal(cache(users), hybrid(users))
+    assert len(cache.kept) == 1

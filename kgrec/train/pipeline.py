@@ -21,7 +21,7 @@ from kgrec.features.build import compute_features, product_texts
 from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
 from kgrec.train.evaluate import evaluate_ranking
-from kgrec.train.loop import EmbeddingTrainer, embeddings, resolve_device, scaled_to, seed_everything
+from kgrec.train.loop import EmbeddingTrainer, embeddings, resolve_device, scaled_to, seed_everything, uses_bf16
 
 
 def load_source(cfg: TrainConfig) -> Catalog:
@@ -233,14 +233,15 @@ class _Fit:
             optim = model.recipe(len(prep.train_users))
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         if selected is not None:
-            optim = replace(optim, epochs=max(1, selected["best_epoch"]))
+            optim = replace(optim, epochs=max(1, selected.get("converged_epoch", selected["best_epoch"])))
         if name in GNN_MODELS and batches is None:  # a full-graph step costs a pass over the whole graph
             scaled = scaled_to(optim, len(prep.train_users))
             if scaled != optim and announce:
                 _log(cfg, f"{name:>10}: {len(prep.train_users):,} training pairs: batch {scaled.batch_size:,} "
                           f"(at most {optim.max_steps} steps per epoch), learning rate {scaled.lr:.3g}")
             optim = scaled
-        self.info = {"batch_size": optim.batch_size, "lr": optim.lr}
+        self.info = {"batch_size": optim.batch_size, "lr": optim.lr,
+                     "precision": "bf16" if uses_bf16(optim.precision, device) else "fp32"}
         self.setup_seconds = time.perf_counter() - t0
         self.trainer = EmbeddingTrainer(
             model,
@@ -354,6 +355,9 @@ def check_config(cfg: TrainConfig) -> None:
     for name in (cfg.model, *cfg.baselines):
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if not cfg.optim.min_improvement >= 0:
+        raise ValueError(f"min_improvement must be 0 or a positive fraction (0.01 = 1 %), "
+                         f"not {cfg.optim.min_improvement}")
     if cfg.optim.search_rung < 0:
         raise ValueError(f"search_rung must be 0 (train every temperature to its end) or a number of epochs, "
                          f"not {cfg.optim.search_rung}")
@@ -451,8 +455,8 @@ def _train(
             "train_seconds": info["train_seconds"],
             "curve": info.get("curve", []),
         }
-        for key in ("best_epoch", "lambda", "half_life_days", "selection", "temperature", "search",
-                    "search_stopped", "batch_size", "lr"):
+        for key in ("best_epoch", "converged_epoch", "precision", "lambda", "half_life_days", "selection",
+                    "temperature", "search", "search_stopped", "batch_size", "lr"):
             if key in info:
                 results[name][key] = info[key]
         _log(
@@ -475,7 +479,8 @@ def _train(
         "model": served_name,
         "refit": cfg.refit,
         "pairs": len(served_prep.train_index),
-        "epochs": main_info.get("best_epoch", 0) if cfg.refit else main_info.get("epochs", 0),
+        "epochs": main_info.get("converged_epoch", main_info.get("best_epoch", 0)) if cfg.refit
+        else main_info.get("epochs", 0),
     }
     _log(
         cfg,
