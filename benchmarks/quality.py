@@ -49,8 +49,10 @@ ABLATIONS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="demo,magazine,scientific")
-    ap.add_argument("--models", default="rgcn,hgt", help="GNNs to train (baselines always run)")
+    ap.add_argument("--models", default="rgcn,hgt", help="GNNs to train (the first of each seed with the --baselines)")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--baselines", default=",".join(TrainConfig().baselines),
+                    help="baselines trained with the first GNN of each seed (default: kgrec's); '' for none")
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument(
         "--neighbours",
@@ -86,7 +88,7 @@ def main() -> None:
         for seed in seeds:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
-                baselines = TrainConfig().baselines if (with_baselines and i == 0) else ()
+                baselines = tuple(b for b in args.baselines.split(",") if b) if (with_baselines and i == 0) else ()
                 cfg = dataclasses.replace(
                     TrainConfig(),
                     data=str(source),
