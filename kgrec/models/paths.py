@@ -294,12 +294,21 @@ class HybridScorer:
     def terms(self, users: Tensor) -> dict[str, Tensor]:
         """The served score's additive parts for ``users [B]``: ``{"gnn": z(base) [B, I], relation:
         w_r z(P_r) [B, I]}`` (relations of weight 0 left out); they sum to ``self(users)``."""
+        used = [name for name, w in self.weights.items() if w]  # zero-weighted relations are not computed
+        return self._weighted(self._z_terms(users, used))
+
+    def _z_terms(self, users: Tensor, names) -> dict[str, Tensor]:
+        """Unweighted z-scored parts for ``users [B]``: ``{"gnn": z(base), relation: z(P_r)}`` for the
+        relations in ``names``, each ``[B, I]``."""
         out = {"gnn": zscore(self.base(users).float())} if self.base is not None else {}
-        used = {name: w for name, w in self.weights.items() if w}
-        parts = self.prior.scores(users, used)  # zero-weighted relations are not computed
-        for name, w in used.items():
-            if name in parts:
-                out[name] = w * zscore(parts[name])
+        out.update({name: zscore(part) for name, part in self.prior.scores(users, names).items()})
+        return out
+
+    def _weighted(self, z: dict[str, Tensor]) -> dict[str, Tensor]:
+        """:meth:`_z_terms` times the current weights, in the weights' order (relations of weight 0
+        left out): the one place the served score's parts are put together."""
+        out = {"gnn": z["gnn"]} if "gnn" in z else {}
+        out.update({name: w * z[name] for name, w in self.weights.items() if w and name in z})
         return out
 
     def __call__(self, users: Tensor) -> Tensor:
@@ -396,7 +405,8 @@ class _TermCache:
     """``users [B] -> [B, I]``: ``scorer``'s score under its current weights, from z-scored terms kept
     per batch of users (the weight search ranks the same batches again and again). Every relation in
     ``names`` is kept, weighted or not; batches past ``budget`` bytes are scored without keeping. The
-    sum runs in :meth:`HybridScorer.terms`'s order, so the scores are the same to the last bit."""
+    kept terms are weighted and summed as :meth:`HybridScorer.terms` does, so the scores are the same
+    to the last bit."""
 
     def __init__(self, scorer: HybridScorer, names: list[str], budget: int):
         self.scorer, self.names, self.budget = scorer, names, budget
@@ -410,12 +420,6 @@ class _TermCache:
             size = users.numel() * self.scorer.prior.history.n_items * 4 * (len(self.names) + 1)
             if self.used_bytes + size > self.budget:
                 return self.scorer(users)
-            scorer = self.scorer
-            terms = {"gnn": zscore(scorer.base(users).float())} if scorer.base is not None else {}
-            terms.update({name: zscore(part) for name, part in scorer.prior.scores(users, self.names).items()})
-            self.kept[key] = terms
+            terms = self.kept[key] = self.scorer._z_terms(users, self.names)
             self.used_bytes += size
-        weights = self.scorer.weights
-        parts = [terms["gnn"]] if "gnn" in terms else []
-        parts += [weights[name] * terms[name] for name in weights if weights[name] and name in terms]
-        return sum(parts)
+        return sum(self.scorer._weighted(terms).values())

@@ -500,8 +500,8 @@ class EmbeddingTrainer:
 
 def train_embedding_model(*args, **kwargs) -> dict:
     """Train a model to the end (early stopping on validation NDCG@10) and keep the best epoch: one
-    :class:`EmbeddingTrainer` (same arguments) run through. Returns ``{"epochs": n, "best_epoch": e,
-    "best_val": v, "curve": [...], "seconds": s}``."""
+    :class:`EmbeddingTrainer` (same arguments) run through. Returns :meth:`EmbeddingTrainer.finish`'s
+    dict."""
     return EmbeddingTrainer(*args, **kwargs).run().finish()
 
 

@@ -233,7 +233,7 @@ class _Fit:
             optim = model.recipe(len(prep.train_users))
             model.set_graph(prep.train_users.to(device), prep.train_items.to(device))
         if selected is not None:
-            optim = replace(optim, epochs=max(1, selected.get("converged_epoch", selected["best_epoch"])))
+            optim = replace(optim, epochs=max(1, selected["converged_epoch"]))
         if name in GNN_MODELS and batches is None:  # a full-graph step costs a pass over the whole graph
             scaled = scaled_to(optim, len(prep.train_users))
             if scaled != optim and announce:
@@ -479,8 +479,7 @@ def _train(
         "model": served_name,
         "refit": cfg.refit,
         "pairs": len(served_prep.train_index),
-        "epochs": main_info.get("converged_epoch", main_info.get("best_epoch", 0)) if cfg.refit
-        else main_info.get("epochs", 0),
+        "epochs": main_info.get("converged_epoch", 0) if cfg.refit else main_info.get("epochs", 0),
     }
     _log(
         cfg,
