@@ -17,7 +17,7 @@ from torch import Tensor
 
 from kgrec.config import LOSSES, PRECISIONS, OptimConfig
 from kgrec.data.interactions import UserItems
-from kgrec.runtime import resolve_device  # noqa: F401  (re-exported for the pipeline)
+from kgrec.runtime import keep_freed_memory, resolve_device  # noqa: F401  (resolve_device: re-exported)
 from kgrec.train.evaluate import evaluate_ranking
 
 
@@ -377,6 +377,7 @@ class EmbeddingTrainer:
         if len(cfg.temperature) != 1:
             raise ValueError(f"one training run takes one temperature, not {cfg.temperature}")
         self.rank, self.world = dist_info()
+        keep_freed_memory()  # a step's large buffers, reused instead of page-faulted anew
         self.model, self.inputs, self.cfg, self.device = model, embed_inputs, cfg, device
         self.val_targets, self.val_exclude = val_targets, val_exclude
         self.writer, self.tag = writer, tag

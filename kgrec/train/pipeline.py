@@ -20,6 +20,7 @@ from kgrec.data.split import split_interactions
 from kgrec.features.build import compute_features, product_texts
 from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
+from kgrec.runtime import keep_freed_memory
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.loop import EmbeddingTrainer, embeddings, resolve_device, scaled_to, seed_everything, uses_bf16
 
@@ -386,6 +387,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog | None = None, init=None, an
     from kgrec.serve.run import run_writer
 
     check_config(cfg)
+    keep_freed_memory()  # before the first large allocation (features, EASE^R's Gram matrix, training)
     rank, world, dist_device = _init_distributed(cfg)
     if rank != 0:
         _train(replace(cfg, quiet=True), catalog, init, None, world, dist_device)
