@@ -39,6 +39,14 @@ def peak_rss_gib() -> float:
     return float("nan")
 
 
+def rss_gib() -> float:
+    """This process's resident set now, in GiB (NaN off Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def latency_ms(ms) -> dict[str, float]:
     """``{"p50 ms", "p99 ms"}`` of latencies in milliseconds, rounded to 0.1 ms."""
     import numpy as np

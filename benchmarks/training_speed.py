@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench_report import markdown_table, peak_rss_gib, reset_peak_rss, save
+from bench_report import markdown_table, peak_rss_gib, reset_peak_rss, rss_gib, save
 from kgrec.config import OptimConfig, TrainConfig
 from kgrec.data.interactions import UserItems
 from kgrec.loaders import load_catalog
@@ -133,6 +133,7 @@ def main() -> None:
                          "this only bounds the run's wall time)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "training_speed.json"))
     args = ap.parse_args()
+    imported_gib = rss_gib()  # the interpreter with torch, PyG and kgrec imported: part of every CPU row's peak
     rows = []
     variants = [(m, None) for m in args.models.split(",")]
     if args.neighbours:
@@ -179,6 +180,7 @@ def main() -> None:
                     "device": device,
                     "precision": arith,
                     "batch_size": args.batch_size,
+                    "imported_rss_gib": round(imported_gib, 2),
                     **r,
                 }
                 rows.append(row)
@@ -209,7 +211,8 @@ def main() -> None:
         "shared by the batch (the default); one warm-up step, then one timed epoch. Full-graph rows run message "
         "passing over the whole graph at every "
         'step; "sampled" rows over a neighbour-sampled subgraph around the batch. Peak memory per row: the '
-        "process's peak resident set on CPU (graph included), peak allocated on CUDA.\n\n"
+        f"process's peak resident set on CPU (graph included; of it, {imported_gib:.2f} GiB is the interpreter with "
+        "torch, PyG and kgrec imported, before any data), peak allocated on CUDA.\n\n"
         + markdown_table(
             ["interactions", "graph edges", "model", "device", "precision", "s/epoch", "steps", "peak memory"], table
         ),
