@@ -193,6 +193,7 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
             grad_n += g_n
             total += value
         grad_i.index_add_(0, neg, grad_n)
+        del workspace, n_vec, n_low, grad_n  # the [b, K] buffers are not needed by the model's backward
         torch.autograd.backward([U, I], [grad_u.to(U.dtype), grad_i.to(I.dtype)])
         return total
 
