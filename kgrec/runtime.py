@@ -16,7 +16,8 @@ from torch import Tensor
 # step, so it page-faults through tens of MiB each time: a fifth of an R-GCN epoch at 149k pairs. Raising
 # both thresholds keeps freed blocks in the heap for the next step. Blocks above 64 MiB still come from the
 # kernel: at 1.1M interactions a 512 MiB threshold made the epoch faster still (40.1 → 32.6 s) but the peak
-# resident set grew from 3.34 to 4.02 GiB (freed holes the heap cannot return); at 64 MiB, 38.8 s and 3.37 GiB.
+# resident set grew from 3.34 to 4.02 GiB (freed holes the heap cannot return); at 64 MiB, 38.8 s and 3.37 GiB
+# (one run each; the same code varies by about ±1.5 s there).
 MMAP_THRESHOLD = 1 << 26  # 64 MiB
 TRIM_THRESHOLD = 1 << 28  # 256 MiB of free memory may stay at the top of the heap
 MALLOC_ENV = "KGREC_MALLOC_TUNING"  # "0": leave glibc's malloc settings alone
