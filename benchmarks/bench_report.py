@@ -31,20 +31,22 @@ def reset_peak_rss() -> None:
         pass
 
 
-def peak_rss_gib() -> float:
-    """This process's peak resident set since the last :func:`reset_peak_rss`, in GiB (NaN off Linux)."""
+def _status_gib(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmHWM``, ``VmRSS``, in kB there), in GiB; NaN if absent."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 2**20
     return float("nan")
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set since the last :func:`reset_peak_rss`, in GiB (NaN off Linux)."""
+    return _status_gib("VmHWM")
 
 
 def rss_gib() -> float:
     """This process's resident set now, in GiB (NaN off Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
+    return _status_gib("VmRSS")
 
 
 def latency_ms(ms) -> dict[str, float]:

@@ -38,7 +38,7 @@ def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for reuse instead of returning it to the kernel (see
     :data:`MMAP_THRESHOLD`): once per process, on Linux with glibc, unless ``KGREC_MALLOC_TUNING=0``.
     Computed values do not change; training on CPU gets faster (an R-GCN epoch at 149k pairs: 11.2–11.7 s →
-    8.9–9.6 s) and the resident set may stay near its peak after a step. Returns whether the settings are
+    8.8–9.6 s) and the resident set may stay near its peak after a step. Returns whether the settings are
     in effect."""
     global _malloc_tuned
     if _malloc_tuned is None:

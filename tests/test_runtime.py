@@ -1,6 +1,7 @@
 """Process-wide runtime settings (kgrec.runtime)."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -38,8 +39,6 @@ PROBE = textwrap.dedent("""
 
 
 def _probe(env_value: str | None) -> dict:
-    import json
-
     env = dict(os.environ)
     env.pop("KGREC_MALLOC_TUNING", None)
     if env_value is not None:
