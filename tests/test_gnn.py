@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgrec.models.gnn import _RelationalSum, normalised_adjacency
+from kgrec.models.gnn import _RelationalSum, _UnitWithColumn, normalised_adjacency
 
 
 def _graph(gen: torch.Generator):
@@ -47,6 +47,33 @@ def test_relational_sum_matches_autograd_of_the_plain_sum():
     for x, y in zip(gh_a, gh_b):
         torch.testing.assert_close(y.double(), x, **close)
     assert gw_a.abs().sum() > 0
+
+
+def test_unit_vectors_with_a_column_equal_normalize_and_cat():
+    """The decoder's folded vectors: the same forward values as ``cat([normalize(x), c], 1)`` (bit for bit
+    in float32), and the same gradients, including a zero row and the bias column; a bf16 ``x`` (HGT
+    under autocast) gets its gradient back in bf16."""
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(40, 16, generator=gen)
+    x0[3] = 0.0  # a zero vector: normalize divides by ε there
+    bias0 = torch.randn(40, 1, generator=gen)
+    up = torch.randn(40, 17, generator=gen)  # an upstream gradient
+    results = []
+    for fold in (lambda x, b: torch.cat([torch.nn.functional.normalize(x, dim=-1), b], 1), _UnitWithColumn.apply):
+        x, b = x0.clone().requires_grad_(), bias0.clone().requires_grad_()
+        out = fold(x, b)
+        (out * up).sum().backward()
+        results.append((out.detach(), x.grad, b.grad))
+    (out_a, gx_a, gb_a), (out_b, gx_b, gb_b) = results
+    assert torch.equal(out_b, out_a)
+    torch.testing.assert_close(gx_b, gx_a, rtol=1e-5, atol=1e-6)
+    assert torch.equal(gb_b, gb_a)
+    ones = _UnitWithColumn.apply(x0, torch.ones(()))
+    assert torch.equal(ones[:, -1], torch.ones(40))
+    low = x0.to(torch.bfloat16).requires_grad_()
+    out = _UnitWithColumn.apply(low, torch.ones(()))
+    (out * up).sum().backward()
+    assert out.dtype == torch.float32 and low.grad.dtype == torch.bfloat16 and low.grad.abs().sum() > 0
 
 
 def test_lightgcn_propagation_equals_pygs():
