@@ -58,6 +58,26 @@ def test_split_and_graph_do_not_leak(small_demo):
     assert co.shape[1] > 0 and all(len(chose[a] & chose[b]) >= 3 for a, b in zip(co[0].tolist(), co[1].tolist()))
 
 
+def test_the_with_val_split_trains_on_validation_and_still_holds_out_test(small_demo):
+    """``loo+val``: the validation pairs join the training pairs (and their rows the training rows); the
+    test pairs and their rows stay out, and nothing else moves."""
+    base = split_interactions(small_demo.interactions, "loo", seed=1)
+    both = split_interactions(small_demo.interactions, "loo+val", seed=1)
+    assert both.strategy == "loo+val" and len(both.val_pairs) == 0
+    key = ["user_id", "product_id"]
+
+    def pairs(df):
+        return set(map(tuple, df[key].to_numpy()))
+
+    assert pairs(both.test_pairs) == pairs(base.test_pairs) and len(base.test_pairs) > 0
+    assert pairs(both.train_pairs) == pairs(base.train_pairs) | pairs(base.val_pairs)
+    assert len(both.train_pairs) == len(base.train_pairs) + len(base.val_pairs)
+    rows = small_demo.interactions[key].to_numpy()
+    test_rows = {i for i, r in enumerate(map(tuple, rows)) if r in pairs(base.test_pairs)}
+    assert set(both.train_rows.tolist()) == set(range(len(rows))) - test_rows
+    assert set(base.train_rows.tolist()) < set(both.train_rows.tolist())
+
+
 def test_features_ignore_held_out_interactions(small_demo):
     """Changing everything about the held-out interactions changes no feature (sentiment, popularity…)."""
     split = split_interactions(small_demo.interactions, "loo", seed=1)

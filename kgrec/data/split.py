@@ -10,6 +10,9 @@ and a later purchase, say) leaves the training graph together. Strategies:
 - ``val-only``: only a validation pair per user (for early stopping); no test set.
 - ``all``: every pair trains, nothing is held out: the refit that a run serves, once its settings
   and epoch count were chosen on one of the splits above (not a choice of ``--split``).
+- ``STRATEGY+val`` (``loo+val``, …): that split with its validation pairs trained on and its test pairs
+  still held out: a model refitted with what validation chose, then tested, as what a run serves
+  would be (``benchmarks/history_protocols.py``; not a choice of ``--split``).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import pandas as pd
 
 SPLITS = ("loo", "random", "time", "val-only")
 ALL = "all"
+WITH_VAL = "+val"  # suffix: the validation pairs train
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,13 @@ def unique_pairs(interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_interactions(interactions: pd.DataFrame, strategy: str = "loo", seed: int = 0) -> Split:
+    with_val = strategy.endswith(WITH_VAL) and strategy[: -len(WITH_VAL)] in SPLITS
+    if with_val:
+        split = split_interactions(interactions, strategy[: -len(WITH_VAL)], seed)
+        train = pd.concat([split.train_pairs, split.val_pairs], ignore_index=True)
+        held = pd.MultiIndex.from_frame(split.test_pairs[["user_id", "product_id"]])
+        train_rows = np.flatnonzero(~pd.MultiIndex.from_frame(interactions[["user_id", "product_id"]]).isin(held))
+        return Split(split.strategy + WITH_VAL, train, split.val_pairs.iloc[:0], split.test_pairs, train_rows)
     if strategy not in SPLITS and strategy != ALL:
         raise ValueError(f"unknown split {strategy!r}; choose one of {', '.join(SPLITS)}")
     pairs = unique_pairs(interactions)

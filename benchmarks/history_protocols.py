@@ -1,0 +1,141 @@
+"""What each model makes of the interaction just before the test one: three ways to test the same
+leave-one-out split, every model chosen on validation the same way.
+
+- ``held out`` (kgrec's quality tables, the usual leave-one-out protocol): every model is fitted on the
+  training pairs and ranks each user's test product from the training history; the validation pair
+  (the user's interaction just before the test one) is only excluded from the ranking.
+- ``in history``: the same fitted models, but at test time the validation pair is part of the user's
+  history, without retraining: EASE^R and item-kNN score from the longer history row, the GNN and
+  LightGCN propagate over the graph with the validation edges added (the same features), the path
+  scores count it. Popularity is unchanged. This is what a served model does with purchases made
+  after its last fit.
+- ``refitted``: every model refitted on training + validation pairs (split ``loo+val``) with what
+  validation chose (epoch count, temperature, EASE^R's λ, the path weights), then tested: what
+  ``python train.py`` serves after its refit (on every pair) would score on a purchase it had not seen.
+
+Test NDCG@10, full ranking, mean over seeds, and for the GNN alone and the served blend the paired
+95 % bootstrap interval of their difference to EASE^R over users (as in ``quality.py``).
+
+    .venv/bin/python benchmarks/history_protocols.py --datasets magazine --seeds 0,1,2
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from quality import DATASETS, LABELS, paired_interval
+
+from bench_report import markdown_table, save
+from kgrec.config import GNN_MODELS, TRAINED_MODELS, TrainConfig
+from kgrec.data.split import WITH_VAL
+from kgrec.models.paths import HybridScorer
+from kgrec.train.evaluate import evaluate_ranking
+from kgrec.train.pipeline import build_prior, fit_model, prepare, scorer
+
+PROTOCOLS = ("held out", "in history", "refitted")
+REFERENCE = "ease"
+
+
+def _score_with_history(name: str, model, inputs: tuple, prep_hist, device: torch.device):
+    """``name``'s fitted ``model`` scoring from the histories of ``prep_hist`` (training + validation
+    pairs) without retraining."""
+    if name in GNN_MODELS:  # the features stay the fitted ones; the graph gains the validation edges
+        return scorer(name, model, (inputs[0], prep_hist.data.to(device).edge_index_dict), device)
+    if name in TRAINED_MODELS:  # LightGCN: its propagation graph
+        model.set_graph(prep_hist.train_users.to(device), prep_hist.train_items.to(device))
+        return scorer(name, model, inputs, device)
+    if hasattr(model, "history"):  # EASE^R, item-kNN: the user's history row
+        model.history = prep_hist.train_index
+    return scorer(name, model, inputs, device)
+
+
+def run_seed(cfg: TrainConfig, models: list[str], device: torch.device) -> dict[str, dict[str, dict]]:
+    """``{protocol: {row: {"ndcg@10": mean, "users": [n], "ndcg": [n]}}}`` for one split (seed)."""
+    prep = prepare(cfg)
+    prep_hist = prepare(cfg, prep.catalog, split=cfg.split + WITH_VAL)
+    out: dict[str, dict[str, dict]] = {p: {} for p in PROTOCOLS}
+
+    def record(protocol: str, row: str, score, targets, exclude) -> None:
+        per: dict = {}
+        m = evaluate_ranking(score, targets, exclude, per_user=per)
+        out[protocol][row] = {"ndcg@10": m["ndcg@10"], "users": per["users"].numpy(),
+                              "ndcg": per["ndcg@10"].double().numpy()}
+        print(f"  {protocol:>10} {row:>12}: test ndcg@10 {m['ndcg@10']:.4f}", flush=True)
+
+    held = (prep.test_index, [prep.train_index, prep.val_index])
+    later = (prep_hist.test_index, [prep_hist.train_index])
+    for name in models:
+        t0 = time.perf_counter()
+        model, info, inputs = fit_model(name, prep, cfg, device)
+        score = scorer(name, model, inputs, device)
+        record("held out", name, score, *held)
+        weights = None
+        if name in GNN_MODELS and cfg.paths:
+            hybrid = HybridScorer(score, build_prior(prep), {})
+            weights = hybrid.fit(prep.val_index, [prep.train_index])["weights"]
+            record("held out", f"{name}+paths", hybrid, *held)
+        score_h = _score_with_history(name, model, inputs, prep_hist, device)
+        record("in history", name, score_h, *later)
+        prior_hist = build_prior(prep_hist) if weights is not None else None
+        if weights is not None:
+            record("in history", f"{name}+paths", HybridScorer(score_h, prior_hist, weights), *later)
+        refit, _, refit_inputs = fit_model(name, prep_hist, cfg, device, selected=info)
+        score_r = scorer(name, refit, refit_inputs, device)
+        record("refitted", name, score_r, *later)
+        if weights is not None:
+            record("refitted", f"{name}+paths", HybridScorer(score_r, prior_hist, weights), *later)
+        print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="magazine")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--models", default="rgcn,ease,itemknn,popularity",
+                    help="the GNN first (its +paths row is the served blend), then baselines; ease is required")
+    ap.add_argument("--out", default="benchmarks/results/history_protocols.json")
+    args = ap.parse_args()
+    models = args.models.split(",")
+    if REFERENCE not in models:
+        ap.error(f"--models must include {REFERENCE} (the reference of the intervals)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    device = torch.device("cpu")
+    data, sections = {}, []
+    for ds in args.datasets.split(","):
+        runs = []
+        for seed in seeds:
+            print(f"{ds} seed {seed}", flush=True)
+            cfg = replace(TrainConfig(), data=str(DATASETS[ds]), seed=seed, quiet=True, refit=False)
+            runs.append(run_seed(cfg, models, device))
+        rows = list(runs[0]["held out"])
+        table = {p: {r: float(np.mean([run[p][r]["ndcg@10"] for run in runs])) for r in rows} for p in PROTOCOLS}
+        intervals = {}
+        for p in PROTOCOLS:
+            for r in rows:
+                if r in GNN_MODELS or r.endswith("+paths"):
+                    diffs = [run[p][r]["ndcg"] - run[p][REFERENCE]["ndcg"] for run in runs]
+                    joint = all(np.array_equal(run[p][r]["users"], runs[0][p][r]["users"]) for run in runs)
+                    intervals[f"{p}: {r}"] = paired_interval(diffs, joint)
+        data[ds] = {"seeds": seeds, "test ndcg@10": table,
+                    "minus_ease": {k: {"mean": m, "low": lo, "high": hi} for k, (m, lo, hi) in intervals.items()}}
+        md = markdown_table(["model", *PROTOCOLS],
+                            [[LABELS.get(r, r), *(f"{table[p][r]:.4f}" for p in PROTOCOLS)] for r in rows])
+        users = runs[0]["held out"][REFERENCE]["users"].size
+        lines = []
+        for key, (m, lo, hi) in intervals.items():
+            protocol, row = key.split(": ")
+            lines.append(f"- {protocol}: {LABELS.get(row, row).replace('**', '')} − EASE^R: "
+                         f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        sections.append(f"**{ds}**: test NDCG@10, mean over seeds {seeds} ({users:,} test users)\n\n{md}\n\n"
+                        f"Difference to EASE^R with its 95 % paired-bootstrap interval over users:\n\n"
+                        + "\n".join(lines))
+    save(args.out, data, "The interaction before the test one: held out, in the history, refitted",
+         "\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
