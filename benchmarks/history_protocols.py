@@ -133,7 +133,7 @@ def main() -> None:
         sections.append(f"**{ds}**: test NDCG@10, mean over seeds {seeds} ({users:,} test users)\n\n{md}\n\n"
                         f"Difference to EASE^R with its 95 % paired-bootstrap interval over users:\n\n"
                         + "\n".join(lines))
-    save(args.out, data, "The interaction before the test one: held out, in the history, refitted",
+    save(args.out, data, f"The interaction before the test one: held out, in the history, refitted ({args.datasets})",
          "\n\n".join(sections))
 
 
