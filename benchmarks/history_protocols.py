@@ -41,7 +41,8 @@ REFERENCE = "ease"
 
 def _score_with_history(name: str, model, inputs: tuple, prep_hist, device: torch.device):
     """``name``'s fitted ``model`` scoring from the histories of ``prep_hist`` (training + validation
-    pairs) without retraining."""
+    pairs) without retraining. The model's history row or graph is replaced in place, so its earlier
+    scorer must have been used up."""
     if name in GNN_MODELS:  # the features stay the fitted ones; the graph gains the validation edges
         return scorer(name, model, (inputs[0], prep_hist.data.to(device).edge_index_dict), device)
     if name in TRAINED_MODELS:  # LightGCN: its propagation graph
@@ -56,6 +57,8 @@ def run_seed(cfg: TrainConfig, models: list[str], device: torch.device) -> dict[
     """``{protocol: {row: {"ndcg@10": mean, "users": [n], "ndcg": [n]}}}`` for one split (seed)."""
     prep = prepare(cfg)
     prep_hist = prepare(cfg, prep.catalog, split=cfg.split + WITH_VAL)
+    if prep_hist.data.num_nodes != prep.data.num_nodes:  # "in history" pairs the fitted features with its graph
+        raise AssertionError("the two splits' graphs have different nodes")
     out: dict[str, dict[str, dict]] = {p: {} for p in PROTOCOLS}
 
     def record(protocol: str, row: str, score, targets, exclude) -> None:
@@ -79,8 +82,9 @@ def run_seed(cfg: TrainConfig, models: list[str], device: torch.device) -> dict[
             record("held out", f"{name}+paths", hybrid, *held)
         score_h = _score_with_history(name, model, inputs, prep_hist, device)
         record("in history", name, score_h, *later)
-        prior_hist = build_prior(prep_hist) if weights is not None else None
+        prior_hist = None
         if weights is not None:
+            prior_hist = build_prior(prep_hist)
             record("in history", f"{name}+paths", HybridScorer(score_h, prior_hist, weights), *later)
         refit, _, refit_inputs = fit_model(name, prep_hist, cfg, device, selected=info)
         score_r = scorer(name, refit, refit_inputs, device)

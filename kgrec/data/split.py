@@ -50,13 +50,11 @@ def unique_pairs(interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_interactions(interactions: pd.DataFrame, strategy: str = "loo", seed: int = 0) -> Split:
-    with_val = strategy.endswith(WITH_VAL) and strategy[: -len(WITH_VAL)] in SPLITS
-    if with_val:
+    if strategy.endswith(WITH_VAL) and strategy[: -len(WITH_VAL)] in SPLITS:
         split = split_interactions(interactions, strategy[: -len(WITH_VAL)], seed)
         train = pd.concat([split.train_pairs, split.val_pairs], ignore_index=True)
-        held = pd.MultiIndex.from_frame(split.test_pairs[["user_id", "product_id"]])
-        train_rows = np.flatnonzero(~pd.MultiIndex.from_frame(interactions[["user_id", "product_id"]]).isin(held))
-        return Split(split.strategy + WITH_VAL, train, split.val_pairs.iloc[:0], split.test_pairs, train_rows)
+        return Split(split.strategy + WITH_VAL, train, split.val_pairs.iloc[:0], split.test_pairs,
+                     _rows_outside(interactions, split.test_pairs))
     if strategy not in SPLITS and strategy != ALL:
         raise ValueError(f"unknown split {strategy!r}; choose one of {', '.join(SPLITS)}")
     pairs = unique_pairs(interactions)
@@ -88,7 +86,10 @@ def split_interactions(interactions: pd.DataFrame, strategy: str = "loo", seed: 
             part[(rank_from_end == 1) & eligible] = 1
     pairs = pairs.drop(columns="_key")
     train, val, test = (pairs[part == k].reset_index(drop=True) for k in (0, 1, 2))
-    held = pd.MultiIndex.from_frame(pd.concat([val, test])[["user_id", "product_id"]])
-    row_keys = pd.MultiIndex.from_frame(interactions[["user_id", "product_id"]])
-    train_rows = np.flatnonzero(~row_keys.isin(held))
-    return Split(strategy_used, train, val, test, train_rows)
+    return Split(strategy_used, train, val, test, _rows_outside(interactions, pd.concat([val, test])))
+
+
+def _rows_outside(interactions: pd.DataFrame, held: pd.DataFrame) -> np.ndarray:
+    """Indices of the ``interactions`` rows whose (user, product) pair is not one of ``held``'s pairs."""
+    keys = ["user_id", "product_id"]
+    return np.flatnonzero(~pd.MultiIndex.from_frame(interactions[keys]).isin(pd.MultiIndex.from_frame(held[keys])))
