@@ -6,6 +6,8 @@ temperature chosen on validation from 0.15 and 0.4, a text tower, symmetric per-
 every knowledge-graph relation, review sentiment). No path scores and no refit: the GNN alone.
 
     .venv/bin/python benchmarks/gnn_variants.py ../shared/datasets/amazon-magazine-2018 --seed 0
+    .venv/bin/python benchmarks/gnn_variants.py ../shared/datasets/amazon-magazine-2018 --seeds 0,1,2 \
+        --only default,no-recent --baselines ''   # one lever's ablation over 3 seeds
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from bench_report import markdown_table, save
 from kgrec.config import TrainConfig
@@ -49,24 +53,26 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
                  replace(base, optim=replace(o, precision="bf16"))),
         "no-sequence": ("without the followed_by relation (consecutive training products)",
                         replace(base, relations=tuple(r for r in KG_RELATIONS if r != "followed_by"))),
+        "no-recent": ("without the recently_chose relation (each user's last training products)",
+                      replace(base, relations=tuple(r for r in KG_RELATIONS if r != "recently_chose"))),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", "--seed", default="0",
+                    help="comma-separated; with more than one, each variant also gets a mean ± std row")
     ap.add_argument("--only", help="comma-separated variant names")
     ap.add_argument("--baselines", default="ease,lightgcn", help="reference rows on the same split ('' for none)")
     ap.add_argument("--out", help="JSON to write (default benchmarks/results/gnn_variants_<data>.json)")
     args = ap.parse_args()
-    base = TrainConfig(data=args.data, seed=args.seed, quiet=True, out="/tmp/kgrec-variants", baselines=(),
-                       refit=False, paths=False)
+    seeds = [int(s) for s in args.seeds.split(",")]
     device = resolve_device("cpu")
-    preps: dict[tuple, object] = {}  # one split and feature set per (text, sentiment, relations)
+    preps: dict[tuple, object] = {}  # one split and feature set per (seed, text, sentiment, relations)
 
     def prep_for(cfg: TrainConfig):
-        key = (cfg.text, cfg.sentiment, cfg.relations, cfg.min_support)
+        key = (cfg.seed, cfg.text, cfg.sentiment, cfg.relations, cfg.min_support)
         if key not in preps:
             preps[key] = prepare(cfg)
         return preps[key]
@@ -85,18 +91,39 @@ def main() -> None:
         return row
 
     rows = []
-    chosen = variants(base)
-    for name in (args.only.split(",") if args.only else chosen):
-        what, cfg = chosen[name]
-        rows.append({"variant": name, "what": what, **measure(name, cfg)})
     references = {"ease": "EASE^R, λ on validation", "lightgcn": "LightGCN, its paper's recipe"}
-    for name in filter(None, args.baselines.split(",")):
-        rows.append({"variant": name, "what": references[name], **measure(name, base)})
+    for seed in seeds:
+        base = TrainConfig(data=args.data, seed=seed, quiet=True, out="/tmp/kgrec-variants", baselines=(),
+                           refit=False, paths=False)
+        chosen = variants(base)
+        for name in (args.only.split(",") if args.only else chosen):
+            what, cfg = chosen[name]
+            rows.append({"variant": name, "what": what, "seed": seed, **measure(name, cfg)})
+        for name in filter(None, args.baselines.split(",")):
+            rows.append({"variant": name, "what": references[name], "seed": seed, **measure(name, base)})
+        preps.clear()
+    if len(seeds) > 1:
+        rows += _means(rows)
     headers = list(rows[0])
     label = Path(args.data).name
     out = args.out or str(Path(__file__).parent / "results" / f"gnn_variants_{label}.json")
-    save(out, {"data": args.data, "seed": args.seed, "rows": rows}, f"GNN levers on {label} (seed {args.seed})",
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {args.seeds}, then the mean ± std of each"
+    save(out, {"data": args.data, "seeds": seeds, "rows": rows}, f"GNN levers on {label} ({which})",
          markdown_table(headers, [[r[h] for h in headers] for r in rows]))
+
+
+def _means(rows: list[dict]) -> list[dict]:
+    """One row per variant: mean ± std over its seeds of validation and test NDCG@10."""
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        row = {"variant": name, "what": mine[0]["what"], "seed": "mean"}
+        for key in ("val ndcg@10", "test ndcg@10"):
+            values = np.array([r[key] for r in mine if r[key] != ""], dtype=float)
+            row[key] = f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else ""
+        row.update({"epochs": "", "temperature": "", "seconds": sum(r["seconds"] for r in mine)})
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_explain_ranks_paths_by_model(demo_run):
     for path in result["paths"]:
         assert path["nodes"][0] == {"type": "user", "id": user}
         assert path["nodes"][-1] == {"type": "product", "id": product}
-        assert path["sentence"].startswith("You chose ")
+        assert path["sentence"].startswith(("You chose ", "You recently chose "))
     # the importance is the model's own score drop: recompute it for the top path
     u, p = int(ex.rec.user_index([user])[0]), int(ex.rec.product_index([product])[0])
     top = result["paths"][0]
@@ -67,3 +67,13 @@ def test_cypher_returns_the_same_paths(demo_run, small_demo, neo4j_driver):
             assert found == [[n["id"] for n in path["nodes"]]], path
             checked += 1
     assert checked >= 20
+    # recently_chose is derived, not stored: its Cypher matches the interaction it comes from
+    recent = [path for user, product in _pairs(demo_run, 10)
+              for path in ex.paths(*(int(ex.rec.user_index([user])[0]), int(ex.rec.product_index([product])[0])))
+              if path[0][1] == "recently_chose"
+              and all(ex.schema.edge_by_relation(step[1]).derived is None for step in path[1:])][:20]
+    assert recent
+    for steps in recent:
+        path = ex.describe(steps, 0.0)
+        assert path["sentence"].startswith("You recently chose ") and path["cypher"] is not None
+        assert run_cypher(neo4j_driver, path["cypher"], path["parameters"]) == [[n["id"] for n in path["nodes"]]]

@@ -78,6 +78,22 @@ def test_schema_rejects_unknown_labels():
         parse_schema('{"nodes": {"user": {"label": "User`) MATCH", "table": "users", "key": "user_id"}}, "edges": {}}')
 
 
+def test_schema_neo4j_as_must_name_a_stored_edge_between_the_same_types():
+    """A derived edge may say which stored edge holds its pairs in Neo4j; anything else is refused."""
+    import json
+
+    from kgrec.data.schema import SchemaError, parse_schema, schema_dir
+
+    raw = json.loads((schema_dir() / "schema.json").read_text(encoding="utf-8"))
+    assert parse_schema(json.dumps(raw)).edges["recently_chose"].neo4j_as == "interacts"
+    for edge, target in (("recently_chose", "in_category"), ("recently_chose", "followed_by"),
+                         ("recently_chose", "nothing"), ("made_by", "made_by")):
+        bad = json.loads(json.dumps(raw))
+        bad["edges"][edge]["neo4j_as"] = target
+        with pytest.raises(SchemaError, match="neo4j_as"):
+            parse_schema(json.dumps(bad))
+
+
 @pytest.mark.slow
 def test_bulk_import_counts_equal_the_catalog(tmp_path):
     """kgrec import --bulk: Neo4j's import tool loads a fresh database whose counts per label and

@@ -68,4 +68,5 @@ def test_min_support_matters_only_with_a_derived_relation():
     assert _keeps_derived(TrainConfig())
     assert _keeps_derived(TrainConfig(relations=("followed_by",)))
     assert not _keeps_derived(TrainConfig(relations=()))
+    assert not _keeps_derived(TrainConfig(relations=("recently_chose",)))  # every user's last products: no threshold
     assert not _keeps_derived(TrainConfig(relations=("in_category", "made_by")))

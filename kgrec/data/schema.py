@@ -47,6 +47,8 @@ class EdgeSpec:
     properties: tuple[str, ...] = ()
     target: bool = False  # the user→product edge that link prediction learns
     derived: str | None = None  # computed from the training split (not a catalog table, not in Neo4j)
+    # a derived edge whose every pair is also a pair of this stored edge: Cypher matches it through that one
+    neo4j_as: str | None = None
 
     @property
     def triple(self) -> tuple[str, str, str]:
@@ -132,7 +134,7 @@ def parse_schema(text: str) -> Schema:
             raise SchemaError(f"edge {name!r} needs neo4j_type or neo4j_type_by_kind")
         unknown_keys = set(spec) - {"src", "dst", "reverse", "table", "src_col", "dst_col", "neo4j_type",
                                     "neo4j_type_by_kind", "where_kind", "properties", "target", "description",
-                                    "derived"}
+                                    "derived", "neo4j_as"}
         if unknown_keys:
             raise SchemaError(f"edge {name!r}: unknown keys {sorted(unknown_keys)}")
         edges[name] = EdgeSpec(
@@ -149,7 +151,16 @@ def parse_schema(text: str) -> Schema:
             properties=tuple(spec.get("properties", ())),
             target=bool(spec.get("target", False)),
             derived=spec.get("derived"),
+            neo4j_as=spec.get("neo4j_as"),
         )
+    for spec in edges.values():
+        if spec.neo4j_as is None:
+            continue
+        stored = edges.get(spec.neo4j_as)
+        if spec.derived is None or stored is None or stored.derived is not None or \
+                (stored.src, stored.dst) != (spec.src, spec.dst):
+            raise SchemaError(f"edge {spec.name!r}: neo4j_as must name a stored edge between the same node "
+                              f"types, and only a derived edge may have it")
     if sum(e.target for e in edges.values()) != 1:
         raise SchemaError("exactly one edge must be marked as the link-prediction target")
     for spec in nodes.values():

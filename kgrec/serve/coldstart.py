@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kgrec.data.graph import RECENT_PRODUCTS
 from kgrec.data.schema import load_schema
 from kgrec.errors import KgrecError
 from kgrec.features.build import compose_text, standardise, unseen_stats
@@ -140,12 +141,16 @@ class ColdStart:
                     add(relation, [n_items + k] * len(targets), targets)
         if user_items:
             target = schema.target
+            recent_relations = [e for e in schema.edges.values() if e.derived == "train_recent"]
             rows = []
             for k, items in enumerate(user_items):
                 idx = self._index("product", items)
                 if not idx:
                     raise KgrecError("a new user needs at least one known product id")
                 add(target.name, [n_users + k] * len(idx), idx)
+                recent = list(dict.fromkeys(reversed(idx)))[:RECENT_PRODUCTS]  # the picks are in time order
+                for spec in recent_relations:
+                    add(spec.name, [n_users + k] * len(recent), recent)
                 rows.append(self._stats_row("user", unseen_stats("user", interactions=len(idx))))
             new_u = torch.stack(rows).to(x["user"].dtype)[:, : x["user"].shape[1]]
             x["user"] = torch.cat([x["user"], new_u])
@@ -203,7 +208,8 @@ class ColdStart:
         ]
 
     def recommend_new_user(self, product_ids: list[str], k: int = 10) -> list[dict]:
-        """Top-``k`` for a shopper known only by ``product_ids`` (their picks are excluded)."""
+        """Top-``k`` for a shopper known only by ``product_ids``, oldest first (the last ones are linked as
+        their recent picks, as training links each user's last products); their picks are excluded."""
         if k < 1:
             raise KgrecError("k must be at least 1")
         U, I = self.embed(user_items=[list(product_ids)])

@@ -2,7 +2,9 @@
 much the model's score drops when the path's edges are removed from the message-passing graph.
 
 Each path comes with a sentence a shopper understands and a parameterised Cypher query that returns
-exactly that path in Neo4j (paths through derived edges, which are not stored in Neo4j, have none).
+exactly that path in Neo4j (paths through derived edges, which are not stored in Neo4j, have none,
+unless the schema says which stored edge holds their pairs: ``recently_chose`` is matched as the
+interaction it comes from).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ RELATION_WORDS = {
     "related": "is related to",
     "related_to": "relates to",
     "interacted_by": "was chosen by",
+    "recently_chose": "recently chose",
+    "recently_chosen_by": "was recently chosen by",
     "interacts": "chose",
 }  # (src type, relation, dst type, src index, dst index)
 
@@ -211,10 +215,11 @@ class Explainer:
             ("related", "related_to"): "shares {b} with {p}",
             ("interacted_by", "interacts"): "was also chosen by another shopper, who chose {p} too",
         }
+        you = f"You {'recently ' if rels[0] == 'recently_chose' else ''}chose {n[1]}, which "
         if len(rels) == 3 and (rels[1], rels[2]) in shared:
-            return f"You chose {n[1]}, which " + shared[rels[1], rels[2]].format(b=n[2], p=n[3]) + "."
+            return you + shared[rels[1], rels[2]].format(b=n[2], p=n[3]) + "."
         hops = [f"{RELATION_WORDS.get(r, 'is linked (' + r + ') to')} {name}" for r, name in zip(rels[1:], n[2:])]
-        return f"You chose {n[1]}, which " + ", which ".join(hops) + "."
+        return you + ", which ".join(hops) + "."
 
     def cypher(self, path: list[Step]) -> dict:
         parts, params = [], {}
@@ -225,10 +230,12 @@ class Explainer:
         pattern = parts[0]
         for k, (_, rel, _, _, _) in enumerate(path):
             spec = self.schema.edge_by_relation(rel)
-            if spec.derived is not None:
+            forward = rel == spec.name
+            if spec.neo4j_as is not None:  # its pairs are stored as that edge's
+                spec = self.schema.edges[spec.neo4j_as]
+            elif spec.derived is not None:
                 return {"cypher": None, "cypher_note": f"'{rel}' is derived from the training split; not in Neo4j"}
             types = "|".join(spec.neo4j_types())
-            forward = rel == spec.name
             pattern += f"-[:{types}]->" if forward else f"<-[:{types}]-"
             pattern += parts[k + 1]
         return {"cypher": cypher("explain_path").format(pattern=pattern), "parameters": params}

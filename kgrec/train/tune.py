@@ -70,10 +70,12 @@ def space_for(cfg: TrainConfig) -> dict[str, tuple[str, tuple]]:
 
 
 def _keeps_derived(cfg: TrainConfig) -> bool:
-    """Whether ``cfg``'s graph has a derived relation, the only thing ``min_support`` changes."""
+    """Whether ``cfg``'s graph has a derived relation with a support threshold, the only thing
+    ``min_support`` changes."""
+    from kgrec.data.graph import SUPPORTED_DERIVATIONS
     from kgrec.data.schema import load_schema
 
-    return any(spec.derived is not None and (cfg.relations is None or spec.name in cfg.relations)
+    return any(spec.derived in SUPPORTED_DERIVATIONS and (cfg.relations is None or spec.name in cfg.relations)
                for spec in load_schema().edges.values())
 
 
