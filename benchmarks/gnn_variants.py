@@ -72,7 +72,7 @@ def main() -> None:
     preps: dict[tuple, object] = {}  # one split and feature set per (seed, text, sentiment, relations)
 
     def prep_for(cfg: TrainConfig):
-        key = (cfg.seed, cfg.text, cfg.sentiment, cfg.relations, cfg.min_support)
+        key = (cfg.seed, cfg.text, cfg.sentiment, cfg.relations, cfg.min_support, cfg.recent_products)
         if key not in preps:
             preps[key] = prepare(cfg)
         return preps[key]

@@ -194,8 +194,8 @@ def _paired_markdown(paired: dict | None) -> str:
 
 # the settings that decide a run's metrics (not where it is written or how much it prints)
 SAME_RUN_KEYS = ("data", "format", "mapping", "scale", "locale", "model", "baselines", "split", "seed", "text",
-                 "sentiment", "sentiment_method", "relations", "min_support", "id_embeddings", "hidden", "layers",
-                 "dropout", "paths", "refit", "optim")
+                 "sentiment", "sentiment_method", "relations", "min_support", "recent_products", "id_embeddings",
+                 "hidden", "layers", "dropout", "paths", "refit", "optim")
 
 
 def _reusable(cfg: TrainConfig) -> dict | None:

@@ -12,7 +12,6 @@ import torch
 
 from conftest import REPO
 from kgrec.config import OptimConfig, TrainConfig
-from kgrec.data.graph import RECENT_PRODUCTS
 from kgrec.data.split import split_interactions
 from kgrec.features.build import compute_features
 from kgrec.features.text import TextEncoder
@@ -57,11 +56,11 @@ def test_split_and_graph_do_not_leak(small_demo):
     co = prep.data["product", "co_interacted", "product"].edge_index
     chose = train.groupby("i")["u"].apply(set)
     assert co.shape[1] > 0 and all(len(chose[a] & chose[b]) >= 3 for a, b in zip(co[0].tolist(), co[1].tolist()))
-    # recently_chose: each user's last RECENT_PRODUCTS distinct training products, a product chosen again
+    # recently_chose: each user's last recent_products distinct training products, a product chosen again
     # counting at its latest time
     recent = prep.data["user", "recently_chose", "product"].edge_index
     expect = {(u, i) for u, g in train.groupby("u", sort=False)
-              for i in list(dict.fromkeys(reversed(g["i"].tolist())))[:RECENT_PRODUCTS]}
+              for i in list(dict.fromkeys(reversed(g["i"].tolist())))[:cfg.recent_products]}
     assert set(zip(recent[0].tolist(), recent[1].tolist())) == expect and len(expect) == recent.shape[1]
     assert 0 < recent.shape[1] < len(train)
 

@@ -62,11 +62,17 @@ def test_cli_trains_the_run_with_the_chosen_settings(tmp_path):
 
 
 def test_min_support_matters_only_with_a_derived_relation():
-    """Trials that differ only in min_support share a prepared graph when no derived relation is kept."""
-    from kgrec.train.tune import _keeps_derived
+    """Trials that differ only in min_support (or recent_products) share a prepared graph when no derived
+    relation that it changes is kept."""
+    from kgrec.train.tune import _graph_key, _keeps_derived
 
     assert _keeps_derived(TrainConfig())
     assert _keeps_derived(TrainConfig(relations=("followed_by",)))
     assert not _keeps_derived(TrainConfig(relations=()))
     assert not _keeps_derived(TrainConfig(relations=("recently_chose",)))  # every user's last products: no threshold
     assert not _keeps_derived(TrainConfig(relations=("in_category", "made_by")))
+    assert _graph_key(TrainConfig(recent_products=1)) != _graph_key(TrainConfig(recent_products=3))
+    assert _graph_key(TrainConfig(relations=("recently_chose",), min_support=1)) == \
+        _graph_key(TrainConfig(relations=("recently_chose",), min_support=2))
+    assert _graph_key(TrainConfig(relations=("followed_by",), recent_products=1)) == \
+        _graph_key(TrainConfig(relations=("followed_by",), recent_products=5))

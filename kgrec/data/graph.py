@@ -20,10 +20,7 @@ from kgrec.data.schema import Schema, load_schema
 from kgrec.features.build import Features
 
 COOCCURRENCE_NEIGHBOURS = 20
-# the products of a user's training history that ``recently_chose`` links (the last ones). Chosen on
-# validation NDCG@10 of the GNN alone, magazine 3 seeds: without the relation 0.2096, last 1 0.2032,
-# last 3 0.2114, last 5 0.2078; scientific 3 seeds: without 0.0851, last 3 0.0882
-RECENT_PRODUCTS = 3
+RECENT_PRODUCTS = TrainConfig.recent_products  # the last products recently_chose links (the reason is in kgrec.config)
 DERIVED_MIN_SUPPORT = TrainConfig.min_support  # users behind a derived edge (the reason is in kgrec.config)
 SUPPORTED_DERIVATIONS = ("train_cooccurrence", "train_sequence")  # the derivations min_support applies to
 
@@ -68,17 +65,17 @@ def _sequence_edges(train: pd.DataFrame, index: dict[str, pd.Index], min_support
 
 
 def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, pd.Index],
-                 min_support: int = DERIVED_MIN_SUPPORT) -> None:
+                 min_support: int = DERIVED_MIN_SUPPORT, recent_products: int = RECENT_PRODUCTS) -> None:
     """Edges computed from the training interactions only: ``train_cooccurrence`` links each product
     to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors);
     ``train_sequence`` links each product to the products users chose right after it; ``train_recent``
-    links each user to the ``RECENT_PRODUCTS`` products they chose last."""
+    links each user to the ``recent_products`` products they chose last."""
     if spec.derived not in (*SUPPORTED_DERIVATIONS, "train_recent"):
         raise ValueError(f"edge {spec.name}: unknown derivation {spec.derived!r}")
     if len(train) == 0:
         return
     if spec.derived == "train_recent":
-        edge_index = _recent_edges(train, index, RECENT_PRODUCTS)  # user → product: hears from its last picks
+        edge_index = _recent_edges(train, index, recent_products)  # user → product: hears from its last picks
     elif spec.derived == "train_sequence":
         edge_index = _sequence_edges(train, index, min_support)  # earlier → next: a product hears from what came before
         if edge_index.shape[1] == 0:
@@ -116,11 +113,13 @@ class IdMaps:
 
 def build_graph(catalog: Catalog, features: Features, train_rows: np.ndarray,
                 schema: Schema | None = None, relations: tuple[str, ...] | None = None,
-                min_support: int = DERIVED_MIN_SUPPORT) -> tuple[HeteroData, IdMaps]:
+                min_support: int = DERIVED_MIN_SUPPORT,
+                recent_products: int = RECENT_PRODUCTS) -> tuple[HeteroData, IdMaps]:
     """Build the message-passing graph.
 
     ``relations`` limits the knowledge-graph edge types (for ablations); the target edge is always in.
-    ``min_support``: the users a derived (training-interaction) edge needs behind it.
+    ``min_support``: the users a derived product–product edge needs behind it; ``recent_products``: the
+    last products of each user that ``recently_chose`` links.
     Each node type gets ``x`` ``[num_nodes, F]`` (F may be 0) and ``num_nodes``. The target edge
     gets ``edge_attr`` ``[E, 3]`` = (rating/5 or 0, has rating, review sentiment).
     """
@@ -137,7 +136,7 @@ def build_graph(catalog: Catalog, features: Features, train_rows: np.ndarray,
         if relations is not None and not spec.target and spec.name not in relations:
             continue
         if spec.derived is not None:
-            _add_derived(data, spec, train, index, min_support)
+            _add_derived(data, spec, train, index, min_support, recent_products)
             continue
         df = train if spec.target else catalog.edge_table(spec.name)
         if len(df) == 0:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kgrec.data.graph import RECENT_PRODUCTS
 from kgrec.data.schema import load_schema
 from kgrec.errors import KgrecError
 from kgrec.features.build import compose_text, standardise, unseen_stats
@@ -148,7 +147,7 @@ class ColdStart:
                 if not idx:
                     raise KgrecError("a new user needs at least one known product id")
                 add(target.name, [n_users + k] * len(idx), idx)
-                recent = list(dict.fromkeys(reversed(idx)))[:RECENT_PRODUCTS]  # the picks are in time order
+                recent = list(dict.fromkeys(reversed(idx)))[:self.rec.config.recent_products]  # picks: oldest first
                 for spec in recent_relations:
                     add(spec.name, [n_users + k] * len(recent), recent)
                 rows.append(self._stats_row("user", unseen_stats("user", interactions=len(idx))))

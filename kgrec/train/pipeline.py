@@ -85,7 +85,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
                              seed=cfg.seed, sentiment_method=cfg.sentiment_method, progress=not cfg.quiet)
     _log(cfg, f"features in {time.perf_counter() - t0:.1f}s (sentiment: {feats.sentiment.get('enabled')})")
     data, id_maps = build_graph(catalog, feats, split.train_rows, relations=cfg.relations,
-                                min_support=cfg.min_support)
+                                min_support=cfg.min_support, recent_products=cfg.recent_products)
     text_dim = feats.x["product"].shape[1] - len(feats.columns["product"])
     users, items = id_maps.index("user"), id_maps.index("product")
 
@@ -364,6 +364,8 @@ def check_config(cfg: TrainConfig) -> None:
                          f"not {cfg.optim.search_rung}")
     if not isinstance(cfg.min_support, int) or cfg.min_support < 1:
         raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
+    if not isinstance(cfg.recent_products, int) or cfg.recent_products < 0:
+        raise ValueError(f"recent_products must be a whole number of products, 0 or more, not {cfg.recent_products!r}")
     if cfg.relations is not None:
         names = {e.name for e in load_schema().edges.values() if not e.target}
         unknown = sorted(set(cfg.relations) - names)

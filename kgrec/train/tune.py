@@ -10,9 +10,9 @@ The search is deterministic for a seed on CPU (TPE sampler seeded with ``cfg.see
 trains with that seed).
 
 The split, the text features and the sentiment model do not depend on the searched settings; the graph
-does (``min_support``, and the knowledge-graph relations), so one prepared graph (text embeddings from
-the encoder's cache) is kept per distinct structure: 5 for the default space (min_support 1–4 with
-the relations, and one without them, where min_support changes nothing).
+does (``min_support``, ``recent_products`` and the knowledge-graph relations), so one prepared graph (text
+embeddings from the encoder's cache) is kept per distinct structure: 13 for the default space (min_support
+1–4 times recent_products 1, 3, 5 with the relations, and one without them, where neither changes anything).
 
 After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
 caller trains it as a normal run (baselines, path scores and the serving refit included), so its
@@ -38,6 +38,7 @@ SPACE: dict[str, tuple[str, tuple]] = {
     "layers": ("int", (1, 3)),
     "dropout": ("float", (0.0, 0.3)),
     "min_support": ("int", (1, 4)),
+    "recent_products": ("choice", (1, 3, 5)),
     "kg_relations": ("choice", (True, False)),  # False: interactions only (no catalog or derived relations)
 }
 
@@ -51,6 +52,7 @@ def defaults(cfg: TrainConfig) -> dict:
         "layers": cfg.layers,
         "dropout": cfg.dropout,
         "min_support": cfg.min_support,
+        "recent_products": cfg.recent_products,
         "kg_relations": cfg.relations != (),
     }
 
@@ -69,14 +71,21 @@ def space_for(cfg: TrainConfig) -> dict[str, tuple[str, tuple]]:
     return out
 
 
-def _keeps_derived(cfg: TrainConfig) -> bool:
-    """Whether ``cfg``'s graph has a derived relation with a support threshold, the only thing
-    ``min_support`` changes."""
+def _keeps_derived(cfg: TrainConfig, derivations: tuple[str, ...] | None = None) -> bool:
+    """Whether ``cfg``'s graph has a derived relation made by one of ``derivations`` (default: those with a
+    support threshold, the only ones ``min_support`` changes)."""
     from kgrec.data.graph import SUPPORTED_DERIVATIONS
     from kgrec.data.schema import load_schema
 
-    return any(spec.derived in SUPPORTED_DERIVATIONS and (cfg.relations is None or spec.name in cfg.relations)
+    derivations = derivations or SUPPORTED_DERIVATIONS
+    return any(spec.derived in derivations and (cfg.relations is None or spec.name in cfg.relations)
                for spec in load_schema().edges.values())
+
+
+def _graph_key(cfg: TrainConfig) -> tuple:
+    """What of ``cfg`` decides the prepared graph's structure: trials with equal keys share one."""
+    return (cfg.relations, cfg.min_support if _keeps_derived(cfg) else None,
+            cfg.recent_products if _keeps_derived(cfg, ("train_recent",)) else None)
 
 
 def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
@@ -86,7 +95,8 @@ def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
     if params["kg_relations"] and relations == ():
         relations = None  # asked for the KG but the base config had none: all of them
     return replace(cfg, hidden=int(params["hidden"]), layers=int(params["layers"]), dropout=float(params["dropout"]),
-                   min_support=int(params["min_support"]), relations=relations, optim=optim)
+                   min_support=int(params["min_support"]), recent_products=int(params["recent_products"]),
+                   relations=relations, optim=optim)
 
 
 @dataclass
@@ -164,7 +174,7 @@ def tune(cfg: TrainConfig, trials: int = 30, timeout: float | None = None, catal
     def objective(trial) -> float:
         params = {name: _suggest(trial, name, space) for name in space}
         one = apply(cfg, params)
-        key = (one.relations, one.min_support if _keeps_derived(one) else None)  # the graph's structure
+        key = _graph_key(one)
         if key not in prepared:
             prepared[key] = prepare(one, catalog)
         prep = prepared[key]
