@@ -23,6 +23,7 @@ COOCCURRENCE_NEIGHBOURS = 20
 RECENT_PRODUCTS = TrainConfig.recent_products  # the last products recently_chose links (the reason is in kgrec.config)
 DERIVED_MIN_SUPPORT = TrainConfig.min_support  # users behind a derived edge (the reason is in kgrec.config)
 SUPPORTED_DERIVATIONS = ("train_cooccurrence", "train_sequence")  # the derivations min_support applies to
+RECENT_DERIVATION = "train_recent"  # each user's last products (recent_products of them)
 
 
 def _time_order(train: pd.DataFrame, index: dict[str, pd.Index]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +71,11 @@ def _add_derived(data: HeteroData, spec, train: pd.DataFrame, index: dict[str, p
     to its ``COOCCURRENCE_NEIGHBOURS`` most similar products (cosine of their interaction vectors);
     ``train_sequence`` links each product to the products users chose right after it; ``train_recent``
     links each user to the ``recent_products`` products they chose last."""
-    if spec.derived not in (*SUPPORTED_DERIVATIONS, "train_recent"):
+    if spec.derived not in (*SUPPORTED_DERIVATIONS, RECENT_DERIVATION):
         raise ValueError(f"edge {spec.name}: unknown derivation {spec.derived!r}")
     if len(train) == 0:
         return
-    if spec.derived == "train_recent":
+    if spec.derived == RECENT_DERIVATION:
         edge_index = _recent_edges(train, index, recent_products)  # user → product: hears from its last picks
     elif spec.derived == "train_sequence":
         edge_index = _sequence_edges(train, index, min_support)  # earlier → next: a product hears from what came before

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kgrec.data.graph import RECENT_DERIVATION
 from kgrec.data.schema import load_schema
 from kgrec.errors import KgrecError
 from kgrec.features.build import compose_text, standardise, unseen_stats
@@ -140,7 +141,7 @@ class ColdStart:
                     add(relation, [n_items + k] * len(targets), targets)
         if user_items:
             target = schema.target
-            recent_relations = [e for e in schema.edges.values() if e.derived == "train_recent"]
+            recent_relations = [e for e in schema.edges.values() if e.derived == RECENT_DERIVATION]
             rows = []
             for k, items in enumerate(user_items):
                 idx = self._index("product", items)

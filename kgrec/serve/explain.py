@@ -215,7 +215,7 @@ class Explainer:
             ("related", "related_to"): "shares {b} with {p}",
             ("interacted_by", "interacts"): "was also chosen by another shopper, who chose {p} too",
         }
-        you = f"You {'recently ' if rels[0] == 'recently_chose' else ''}chose {n[1]}, which "
+        you = f"You {RELATION_WORDS.get(rels[0], 'chose')} {n[1]}, which "  # chose, or recently chose
         if len(rels) == 3 and (rels[1], rels[2]) in shared:
             return you + shared[rels[1], rels[2]].format(b=n[2], p=n[3]) + "."
         hops = [f"{RELATION_WORDS.get(r, 'is linked (' + r + ') to')} {name}" for r, name in zip(rels[1:], n[2:])]

@@ -84,8 +84,10 @@ def _keeps_derived(cfg: TrainConfig, derivations: tuple[str, ...] | None = None)
 
 def _graph_key(cfg: TrainConfig) -> tuple:
     """What of ``cfg`` decides the prepared graph's structure: trials with equal keys share one."""
+    from kgrec.data.graph import RECENT_DERIVATION
+
     return (cfg.relations, cfg.min_support if _keeps_derived(cfg) else None,
-            cfg.recent_products if _keeps_derived(cfg, ("train_recent",)) else None)
+            cfg.recent_products if _keeps_derived(cfg, (RECENT_DERIVATION,)) else None)
 
 
 def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
