@@ -26,8 +26,8 @@ def test_search_starts_from_the_defaults_and_keeps_the_best(small_demo):
     assert result.best_val == max(done) >= result.default_val
     best = tuned_config(TINY, result)
     assert best.optim.temperature == (pytest.approx(result.best["temperature"]),)
-    assert (best.hidden, best.layers, best.min_support) == (
-        result.best["hidden"], result.best["layers"], result.best["min_support"])
+    assert (best.hidden, best.layers, best.min_support, best.recent_products) == (
+        result.best["hidden"], result.best["layers"], result.best["min_support"], result.best["recent_products"])
     assert (best.relations == ()) == (not result.best["kg_relations"])
     space = space_for(TINY)
     assert 16 in space["hidden"][1]  # the run's own width (outside the default choices) is a choice

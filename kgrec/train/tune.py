@@ -11,8 +11,9 @@ trains with that seed).
 
 The split, the text features and the sentiment model do not depend on the searched settings; the graph
 does (``min_support``, ``recent_products`` and the knowledge-graph relations), so one prepared graph (text
-embeddings from the encoder's cache) is kept per distinct structure: 13 for the default space (min_support
-1–4 times recent_products 1, 3, 5 with the relations, and one without them, where neither changes anything).
+embeddings from the encoder's cache) is kept per distinct structure: 17 for the default space (min_support
+1–4 times recent_products 0, 1, 3, 5 with the relations, and one without them, where neither changes
+anything).
 
 After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
 caller trains it as a normal run (baselines, path scores and the serving refit included), so its
@@ -38,7 +39,7 @@ SPACE: dict[str, tuple[str, tuple]] = {
     "layers": ("int", (1, 3)),
     "dropout": ("float", (0.0, 0.3)),
     "min_support": ("int", (1, 4)),
-    "recent_products": ("choice", (1, 3, 5)),
+    "recent_products": ("choice", (0, 1, 3, 5)),  # 0: without the recently_chose relation
     "kg_relations": ("choice", (True, False)),  # False: interactions only (no catalog or derived relations)
 }
 
