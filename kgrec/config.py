@@ -124,7 +124,7 @@ class TrainConfig:
     # ones; 0: none). Validation NDCG@10 of the GNN alone, 3 seeds: magazine 0.2096 without the relation,
     # 0.2032 / 0.2114 / 0.2078 with the last 1 / 3 / 5; scientific 0.0851 without, 0.0882 with 3 (seed 0:
     # 0.0845 without, 0.0917 / 0.0877 / 0.0863 with 1 / 3 / 5); the synthetic demo shop 0.0866 without,
-    # 0.0847 with 3. 3 is the only one that gains on both public sets; `kgrec tune` searches 1, 3 and 5
+    # 0.0847 with 3. 3 is the only one that gains on both public sets; `kgrec tune` searches 0, 1, 3 and 5
     recent_products: int = 3
     id_embeddings: str = "all"
     # GNN width. 256 was chosen on validation NDCG@10 (softmax at τ 0.15, seed 0): scientific 0.0780 /
