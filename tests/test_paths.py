@@ -1,6 +1,7 @@
 """Knowledge-graph path scores against hand computation, and the validation-weighted hybrid."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kgrec.data.interactions import UserItems
@@ -49,7 +50,7 @@ def test_state_round_trip_gives_the_same_scores():
         torch.testing.assert_close(again.scores(users)[k], v)
 
 
-def test_hybrid_fit_never_lowers_validation_and_zero_weights_keep_the_base_ranking():
+def test_the_plain_ascent_never_lowers_validation_and_zero_weights_keep_the_base_ranking():
     hist, text, edges = _tiny()
     prior = PathPrior.build(hist, text, edges)
     base = lambda users: torch.arange(4.0).expand(users.numel(), 4)  # noqa: E731 - always prefers product 3
@@ -60,9 +61,29 @@ def test_hybrid_fit_never_lowers_validation_and_zero_weights_keep_the_base_ranki
     from kgrec.train.evaluate import evaluate_ranking
 
     before = evaluate_ranking(HybridScorer(base, prior, {}), val, [hist])["ndcg@10"]
-    fit = hybrid.fit(val, [hist])
+    fit = hybrid.fit(val, [hist], replicates=0)
     assert fit["val_ndcg@10"] >= before
     assert fit["trace"][0]["val_ndcg@10"] == before
+    assert fit["weights"] == fit["ascent"] == fit["trace"][-1]["weights"]
+
+
+def test_bagged_weights_are_the_mean_of_the_resamples_ascents_and_rank_as_reported():
+    from kgrec.models.paths import GRID
+    from kgrec.train.evaluate import evaluate_ranking
+
+    hist, val, prior, (U, I) = _random_shop(2)
+    hybrid = HybridScorer(lambda users: U[users] @ I.T, prior, {})
+    fit = hybrid.fit(val, [hist], replicates=4, seed=3)
+    assert len(fit["replicates"]) == 4
+    for name, w in fit["weights"].items():
+        assert all(r[name] in GRID for r in fit["replicates"])
+        assert w == pytest.approx(sum(r[name] for r in fit["replicates"]) / 4)
+    assert hybrid.weights == fit["weights"]
+    assert evaluate_ranking(hybrid, val, [hist])["ndcg@10"] == fit["val_ndcg@10"]
+    # the resamples disagree on this noise shop, so the mean is not simply one of them
+    assert len({tuple(r.values()) for r in fit["replicates"]}) > 1
+    again = HybridScorer(lambda users: U[users] @ I.T, prior, {}).fit(val, [hist], replicates=4, seed=3)
+    assert again["weights"] == fit["weights"]  # deterministic for a seed
 
 
 def _random_shop(seed: int = 0, n_users: int = 2500, n_items: int = 60):
@@ -87,10 +108,11 @@ def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its
     # none kept; all kept; the first of the three batches of 1,024 validation users kept
     for budget in (0, 2 << 30, 1024 * 60 * 4 * 5):
         hybrid = HybridScorer(base, prior, {})
-        fits.append(hybrid.fit(val, [hist], cache_bytes=budget))
+        fits.append(hybrid.fit(val, [hist], cache_bytes=budget, replicates=2))
         # the fitted scorer ranks as the search measured it
         assert evaluate_ranking(hybrid, val, [hist])["ndcg@10"] == fits[-1]["val_ndcg@10"]
     assert fits[0]["trace"] == fits[1]["trace"] == fits[2]["trace"]
+    assert fits[0]["weights"] == fits[1]["weights"] == fits[2]["weights"]
     assert len(fits[0]["trace"]) > 1  # the search moved at least once: the comparison is not vacuous
 
 
