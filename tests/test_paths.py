@@ -86,6 +86,15 @@ def test_bagged_weights_are_the_mean_of_the_resamples_ascents_and_rank_as_report
     assert again["weights"] == fit["weights"]  # deterministic for a seed
 
 
+def test_the_weight_search_without_validation_users_keeps_the_starting_weights():
+    hist, text, edges = _tiny()
+    prior = PathPrior.build(hist, text, edges)
+    nobody = UserItems(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 3, 4)
+    fit = HybridScorer(lambda users: torch.zeros(users.numel(), 4), prior, {}).fit(nobody, [hist])
+    assert fit["replicates"] == []
+    assert set(fit["weights"].values()) == {0.0}
+
+
 def _random_shop(seed: int = 0, n_users: int = 2500, n_items: int = 60):
     g = torch.Generator().manual_seed(seed)
     users = torch.randint(0, n_users, (12_000,), generator=g)

@@ -378,7 +378,7 @@ class HybridScorer:
         the weights, so that is the mean of the resamples' blended scores). One ascent on a few hundred
         validation users follows their noise: on the magazine shop's 341 it set a relation's weight to 0
         that item-kNN on its own shows to be worth +0.05 NDCG@10 on purchases held out of the export.
-        ``replicates=0`` serves the plain ascent's weights.
+        ``replicates=0``, or a validation split without users, serves the plain ascent's weights.
 
         Returns ``{"weights", "val_ndcg@10"`` (of those weights)``, "ascent"`` (the plain ascent's
         weights)``, "replicates"`` (each resample's weights)``, "trace"`` (the plain ascent's steps)``}``.
@@ -391,7 +391,7 @@ class HybridScorer:
         ascent = landscape.ascent(None, sweeps, trace)
         gen = torch.Generator().manual_seed(seed)
         chosen = []
-        for _ in range(replicates):
+        for _ in range(replicates if landscape.n_users else 0):  # no validation users: nothing to resample
             draw = torch.randint(0, landscape.n_users, (landscape.n_users,), generator=gen)
             chosen.append(landscape.ascent(torch.bincount(draw, minlength=landscape.n_users).double(), sweeps))
         self.weights = {n: sum(w[n] for w in chosen) / len(chosen) for n in names} if chosen else dict(ascent)
