@@ -389,14 +389,14 @@ class HybridScorer:
         landscape = _Landscape(self, names, val, exclude, cache_bytes)
         trace: list[dict] = []
         ascent = landscape.ascent(None, sweeps, trace)
-        gen = torch.Generator().manual_seed(seed)
-        chosen = []
-        for _ in range(replicates if landscape.n_users else 0):  # no validation users: nothing to resample
-            draw = torch.randint(0, landscape.n_users, (landscape.n_users,), generator=gen)
-            chosen.append(landscape.ascent(torch.bincount(draw, minlength=landscape.n_users).double(), sweeps))
-        self.weights = {n: sum(w[n] for w in chosen) / len(chosen) for n in names} if chosen else dict(ascent)
+        chosen = landscape.resampled(None, replicates, sweeps, torch.Generator().manual_seed(seed))
+        self.weights = _mean_weights(chosen, names) if chosen else dict(ascent)
         return {"weights": dict(self.weights), "val_ndcg@10": landscape.mean(self.weights), "ascent": ascent,
                 "replicates": chosen, "trace": trace}
+
+
+def _mean_weights(chosen: list[dict[str, float]], names: list[str]) -> dict[str, float]:
+    return {n: sum(w[n] for w in chosen) / len(chosen) for n in names}
 
 
 class _Landscape:
@@ -461,6 +461,17 @@ class _Landscape:
             if not changed:
                 break
         return weights
+
+
+    def resampled(self, users: Tensor | None, replicates: int, sweeps: int, gen: torch.Generator) -> list[dict]:
+        """The ascent's weights on ``replicates`` bootstrap resamples of ``users [m]`` (validation user
+        positions; ``None``: all of them). No users: nothing to resample, ``[]``."""
+        pool = torch.arange(self.n_users) if users is None else users
+        chosen = []
+        for _ in range(replicates if pool.numel() else 0):
+            draw = pool[torch.randint(0, pool.numel(), (pool.numel(),), generator=gen)]
+            chosen.append(self.ascent(torch.bincount(draw, minlength=self.n_users).double(), sweeps))
+        return chosen
 
 
 class _TermCache:
