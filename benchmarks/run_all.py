@@ -86,6 +86,11 @@ def _steps(profile: str) -> list[Step]:
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
+        # how the blend's path weights are chosen: nested CV over the validation users
+        Step("blend_weights_loo", ("blend_weights.py", "--datasets", "magazine,demo,scientific", "--seeds", "0",
+                                   "--protocol", "loo", *res("blend_weights_loo")), needs="scientific"),
+        Step("blend_weights_cut", ("blend_weights.py", "--datasets", "magazine", "--seeds", "0,1",
+                                   "--protocol", "cut", *res("blend_weights_cut")), needs="magazine"),
         Step("history_protocols", ("history_protocols.py", "--datasets", "magazine", "--seeds", "0,1,2",
                                    *res("history_protocols")), needs="magazine"),
         Step("history_protocols_scientific", ("history_protocols.py", "--datasets", "scientific", "--seeds", "0",
