@@ -15,6 +15,25 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+# the dev sets: the built-in demo shop and the public exports in ../shared/datasets (not in the repository)
+DATASETS = {
+    "demo": "demo",
+    "magazine": str(SHARED / "amazon-magazine-2018"),
+    "scientific": str(SHARED / "amazon-scientific-2018"),
+}
+
+
+def dataset_source(name: str) -> str | None:
+    """The ``--data`` source of dev set ``name``, or ``None`` (with a printed skip) when its folder in
+    ``../shared/datasets`` is absent."""
+    source = DATASETS[name]
+    if name != "demo" and not Path(source).is_dir():
+        print(f"skip {name}: {source} is absent")
+        return None
+    return source
+
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     """A GitHub markdown table; cells are used as given (format numbers before)."""

@@ -23,11 +23,10 @@ import argparse
 import dataclasses
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from bench_report import markdown_table, save
+from bench_report import REPO, dataset_source, markdown_table, save
 from kgrec.config import TrainConfig
 from kgrec.loaders import load_catalog
 from kgrec.models.paths import BAG_REPLICATES, FIT_CACHE_BYTES, HybridScorer, _Landscape, _mean_weights
@@ -35,13 +34,6 @@ from kgrec.runtime import resolve_device
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.pipeline import build_prior, fit_model, prepare, scorer
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-DATASETS = {
-    "demo": "demo",
-    "magazine": SHARED / "amazon-magazine-2018",
-    "scientific": SHARED / "amazon-scientific-2018",
-}
 SWEEPS = 2
 
 
@@ -73,7 +65,7 @@ def nested_cv(land: _Landscape, repeats: int, replicates: int, seed: int) -> dic
             bagged, shrunk = _mean_weights(chosen, land.names), shrunk_mean(chosen, land.names)[0]
             for label, w in (("GNN alone", zero), ("one ascent", one), ("bagged mean", bagged),
                              ("bagged, shrunk", shrunk)):
-                out[label].append(float(land._rank(w)[1][score_on].mean()))
+                out[label].append(float(land.per_user(w)[score_on].mean()))
     return out
 
 
@@ -129,12 +121,11 @@ def main() -> None:
     out = args.out or str(REPO / "benchmarks" / "results" / f"blend_weights_{args.protocol}.json")
     results: dict = {}
     for ds in args.datasets.split(","):
-        source = DATASETS[ds]
-        if ds != "demo" and not Path(source).is_dir():
-            print(f"skip {ds}: {source} is absent")
+        source = dataset_source(ds)
+        if source is None:
             continue
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = one_run(str(source), seed, args.protocol, args.repeats, args.replicates)
+            r = one_run(source, seed, args.protocol, args.repeats, args.replicates)
             results[f"{ds} s{seed}"] = r
             print(f"{ds} seed {seed}: " + ", ".join(
                 f"{k} {v['nested_cv']:.4f}" for k, v in r["rows"].items()), flush=True)

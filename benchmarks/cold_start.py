@@ -15,16 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_report import markdown_table, save
+from bench_report import DATASETS, markdown_table, save
 from kgrec.config import TrainConfig
 from kgrec.serve.coldstart import evaluate_cold_start
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-DATASETS = {
-    "demo": "demo",
-    "magazine": str(SHARED / "amazon-magazine-2018"),
-    "scientific": str(SHARED / "amazon-scientific-2018"),
-}
 
 
 def main() -> None:

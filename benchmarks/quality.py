@@ -26,17 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_report import markdown_table, save
+from bench_report import REPO, dataset_source, markdown_table, save
 from kgrec.config import BASELINES, TrainConfig
 from kgrec.train.pipeline import PER_USER_FILE, load_per_user, run_training
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-DATASETS = {
-    "demo": "demo",
-    "magazine": SHARED / "amazon-magazine-2018",
-    "scientific": SHARED / "amazon-scientific-2018",
-}
 # the table's column order (kgrec.config.METRICS has them all)
 METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "mrr", "coverage@10")
 ABLATIONS = {
@@ -70,9 +63,8 @@ def main() -> None:
     results: dict = {}
     paired: dict = {}
     for ds in args.datasets.split(","):
-        source = DATASETS[ds]
-        if ds != "demo" and not Path(source).is_dir():
-            print(f"skip {ds}: {source} is absent")
+        source = dataset_source(ds)
+        if source is None:
             continue
         rows: dict[str, list[dict]] = {}
         per_user: dict[str, dict[int, dict]] = {}  # row → seed → {"users", "ndcg"}

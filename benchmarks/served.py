@@ -18,12 +18,11 @@ import argparse
 import dataclasses
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench_report import markdown_table, save
+from bench_report import REPO, dataset_source, markdown_table, save
 from kgrec.config import TrainConfig
 from kgrec.data.catalog import Catalog
 from kgrec.data.interactions import UserItems
@@ -33,13 +32,6 @@ from kgrec.serve.recommend import Recommender
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.pipeline import run_training
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-DATASETS = {
-    "demo": "demo",
-    "magazine": SHARED / "amazon-magazine-2018",
-    "scientific": SHARED / "amazon-scientific-2018",
-}
 # (row label, TrainConfig overrides); every run serves its own main model
 RUNS = {
     "rgcn+paths": {"model": "rgcn"},
@@ -89,9 +81,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict = {}
     for ds in args.datasets.split(","):
-        source = DATASETS[ds]
-        if ds != "demo" and not Path(source).is_dir():
-            print(f"skip {ds}: {source} is absent")
+        source = dataset_source(ds)
+        if source is None:
             continue
         rows: dict[str, list[dict]] = {}
         for seed in seeds:

@@ -9,13 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench_report import markdown_table, save
+from bench_report import dataset_source, markdown_table, save
 from kgrec.config import TrainConfig
 from kgrec.train.pipeline import run_training
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-DATASETS = {"demo": "demo", "magazine": SHARED / "amazon-magazine-2018",
-            "scientific": SHARED / "amazon-scientific-2018"}
 
 
 def main() -> None:
@@ -26,10 +22,10 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for ds in args.datasets.split(","):
-        if ds != "demo" and not Path(DATASETS[ds]).is_dir():
-            print(f"skip {ds}: absent")
+        source = dataset_source(ds)
+        if source is None:
             continue
-        cfg = TrainConfig(data=str(DATASETS[ds]), model="popularity", baselines=("trending",), split="time",
+        cfg = TrainConfig(data=source, model="popularity", baselines=("trending",), split="time",
                           seed=args.seed, quiet=True, paths=False, refit=False, out=f"/tmp/kgrec-trending/{ds}")
         metrics = run_training(cfg)
         for name in ("popularity", "trending"):

@@ -408,7 +408,7 @@ class _Landscape:
         self.scorer, self.names, self.val, self.exclude = scorer, names, val, exclude
         self.score = _TermCache(scorer, names, cache_bytes)
         self.seen: dict[tuple[float, ...], tuple[float, Tensor]] = {}
-        self.n_users = self._rank(self.start())[1].numel()
+        self.n_users = self.per_user(self.start()).numel()
 
     def start(self) -> dict[str, float]:
         """Every weight 0; without a base model the first relation's 1 (something must score)."""
@@ -428,7 +428,12 @@ class _Landscape:
         return self.seen[key]
 
     def mean(self, weights: dict[str, float]) -> float:
+        """NDCG@10 over the validation users under ``weights``."""
         return self._rank(weights)[0]
+
+    def per_user(self, weights: dict[str, float]) -> Tensor:
+        """Each validation user's NDCG@10 ``[n]`` under ``weights``."""
+        return self._rank(weights)[1]
 
     def ascent(self, counts: Tensor | None, sweeps: int, trace: list[dict] | None = None) -> dict[str, float]:
         """Coordinate ascent of the ``counts``-weighted mean NDCG@10 (``counts [n]``: how often each
@@ -439,7 +444,7 @@ class _Landscape:
         def value(w: dict[str, float]) -> float:
             if counts is None:
                 return self.mean(w)
-            return float(counts @ self._rank(w)[1]) / total if total else 0.0
+            return float(counts @ self.per_user(w)) / total if total else 0.0
 
         best = value(weights)
         if trace is not None:
@@ -461,7 +466,6 @@ class _Landscape:
             if not changed:
                 break
         return weights
-
 
     def resampled(self, users: Tensor | None, replicates: int, sweeps: int, gen: torch.Generator) -> list[dict]:
         """The ascent's weights on ``replicates`` bootstrap resamples of ``users [m]`` (validation user
