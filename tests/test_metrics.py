@@ -119,3 +119,14 @@ def test_ease_refuses_catalogs_too_large_for_a_dense_item_matrix():
 
     with pytest.raises(ValueError, match="dense"):
         EASE(10, EASE.MAX_ITEMS + 1)
+
+
+def test_mrr_uses_the_best_held_out_item_even_when_excluded_and_can_be_left_out():
+    # user 0's targets 3 and 1: the best of them (item 1, score 0.8) is behind item 0 only; user 1's
+    # only target is also an excluded item, so nothing ranks it: MRR 1 / (every product + 1)
+    targets = ui([(0, 3), (0, 1), (1, 2)])
+    exclude = [ui([(1, 2)])]
+    m = evaluate_ranking(lambda users: SCORES[users], targets, exclude, ks=(1, 3))
+    assert m["mrr"] == pytest.approx((1 / 2 + 1 / 5) / 2)
+    fast = evaluate_ranking(lambda users: SCORES[users], targets, exclude, ks=(1, 3), mrr=False)
+    assert "mrr" not in fast and fast == {k: v for k, v in m.items() if k != "mrr"}

@@ -125,6 +125,26 @@ def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its
     assert len(fits[0]["trace"]) > 1  # the search moved at least once: the comparison is not vacuous
 
 
+@pytest.mark.parametrize("with_gnn", [True, False])
+def test_users_out_of_reach_are_not_ranked_and_every_users_ndcg_is_unchanged(with_gnn):
+    from kgrec.models.paths import _Landscape
+    from kgrec.train.evaluate import evaluate_ranking
+
+    hist, val, prior, (U, I) = _random_shop(2, n_users=600, n_items=400)
+    hybrid = HybridScorer((lambda users: U[users] @ I.T) if with_gnn else None, prior, {})
+    names = ["co_interacted", "text", "category", "brand"]
+    land = _Landscape(hybrid, names, val, [hist], 2 << 30)
+    assert 0 < land.ranked.numel() < land.n_users  # some users are decided: the check is not vacuous
+    for weights in ({"text": 1.0}, {"co_interacted": 4.0, "category": 0.25}, {"brand": 0.0625, "text": 3.9375},
+                    {"co_interacted": 2.0, "text": 0.5, "category": 1.0, "brand": 4.0}):
+        w = {n: 0.0 for n in names} | weights
+        hybrid.weights = dict(w)
+        full: dict = {}
+        m = evaluate_ranking(hybrid, val, [hist], per_user=full)
+        assert torch.equal(land.per_user(w), full["ndcg@10"])
+        assert land.mean(w) == pytest.approx(m["ndcg@10"], abs=1e-12)
+
+
 def test_cached_terms_sum_to_the_served_score_bit_for_bit():
     from kgrec.models.paths import _TermCache
 

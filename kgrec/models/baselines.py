@@ -74,7 +74,7 @@ class Trending(Popularity):
             self.selection = []
             for h in self.HALF_LIVES:
                 self.counts = self._count(history.items, times, h)
-                ndcg = evaluate_ranking(self.score_users, val, [history]).get("ndcg@10", 0.0)
+                ndcg = evaluate_ranking(self.score_users, val, [history], mrr=False).get("ndcg@10", 0.0)
                 self.selection.append({"half_life_days": h, "val_ndcg@10": ndcg})
                 if ndcg > best:
                     best, self.half_life = ndcg, h
@@ -211,7 +211,7 @@ class EASE:
         best = -1.0
         for lam in self.LAMBDAS:
             self.B = self.weights(gram, lam)
-            ndcg = evaluate_ranking(self.score_users, val, exclude or [history]).get("ndcg@10", 0.0)
+            ndcg = evaluate_ranking(self.score_users, val, exclude or [history], mrr=False).get("ndcg@10", 0.0)
             self.selection.append({"lambda": lam, "val_ndcg@10": ndcg})
             if ndcg > best:
                 best, self.lam, kept = ndcg, lam, self.B

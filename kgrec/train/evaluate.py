@@ -21,19 +21,20 @@ KS = (10, 20)
 @torch.no_grad()
 def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems, exclude: list[UserItems],
                      ks: tuple[int, ...] = KS, batch_size: int = 1024,
-                     per_user: dict[str, Tensor] | None = None) -> dict[str, float]:
+                     per_user: dict[str, Tensor] | None = None, mrr: bool = True) -> dict[str, float]:
     """``score_users([B]) -> [B, I]``; ``targets`` holds each evaluated user's held-out items.
 
-    ``per_user``, when given, receives ``"users" [n]`` (the evaluated users, ascending) and
-    ``"ndcg@10" [n]`` (float64, each user's NDCG@10), for paired comparisons of models over the same
-    users."""
+    ``mrr=False`` leaves the MRR out (one more pass over the ``[B, I]`` scores): training-time validation
+    and the path-weight search read only NDCG@10. ``per_user``, when given, receives ``"users" [n]`` (the
+    evaluated users, ascending) and ``"ndcg@10" [n]`` (float64, each user's NDCG@10), for paired
+    comparisons of models over the same users."""
     if per_user is not None and 10 not in ks:
         raise ValueError("per-user metrics are NDCG@10: ks must include 10")
     users = torch.unique(targets.users)
     if users.numel() == 0:
         return {}
     kmax = max(ks)
-    sums = {f"recall@{k}": 0.0 for k in ks} | {f"ndcg@{k}": 0.0 for k in ks} | {"mrr": 0.0}
+    sums = {f"recall@{k}": 0.0 for k in ks} | {f"ndcg@{k}": 0.0 for k in ks} | ({"mrr": 0.0} if mrr else {})
     top10: list[Tensor] = []
     user_ndcg: list[Tensor] = []
     for start in range(0, users.numel(), batch_size):
@@ -45,7 +46,8 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
             scores[rows.to(device), items.to(device)] = -math.inf
         target = torch.zeros_like(scores, dtype=torch.bool)  # [B, I]
         rows, items = targets.gather(batch)
-        target[rows.to(device), items.to(device)] = True
+        rows, items = rows.to(device), items.to(device)
+        target[rows, items] = True
         top = scores.topk(min(kmax, scores.shape[1]), dim=1).indices  # [B, kmax]
         hits = target.gather(1, top).double()  # [B, kmax]
         n_target = target.sum(1)  # [B]
@@ -59,9 +61,11 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
             sums[f"ndcg@{k}"] += float(ndcg.sum())
             if k == 10:
                 user_ndcg.append(ndcg.cpu())
-        best_target = scores.masked_fill(~target, -math.inf).max(1).values  # [B]
-        rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
-        sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
+        if mrr:  # the best held-out item's score per user, from the targets alone (not a [B, I] pass)
+            best_target = scores.new_full((scores.shape[0],), -math.inf).scatter_reduce(
+                0, rows, scores[rows, items], "amax")  # [B]
+            rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
+            sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
         top10.append(top[:, :10].cpu())
     n = users.numel()
     out = {k: v / n for k, v in sums.items()}

@@ -548,10 +548,11 @@ def embeddings(model: torch.nn.Module, embed_inputs: tuple, device: torch.device
 
 
 def evaluate_embeddings(model, embed_inputs, targets: UserItems, exclude: list[UserItems], device) -> dict:
-    """Full-ranking metrics of the model's embeddings, ranked on ``device`` (every product for every
-    target user: on a GPU this is what makes validation at millions of users affordable)."""
+    """Full-ranking metrics but the MRR (what validation reads) of the model's embeddings, ranked on
+    ``device`` (every product for every target user: on a GPU this is what makes validation at millions
+    of users affordable)."""
     U, I = embeddings(model, embed_inputs, device, on_device=True)
-    return evaluate_ranking(lambda users: U[users.to(U.device)] @ I.T, targets, exclude)
+    return evaluate_ranking(lambda users: U[users.to(U.device)] @ I.T, targets, exclude, mrr=False)
 
 
 def seed_everything(seed: int) -> None:
