@@ -318,23 +318,24 @@ class HybridScorer:
         return {name: z[name] if w is None else w * z[name] for name, w in self._factors(z)}
 
     def _weighted_sum(self, z: dict[str, Tensor]) -> Tensor:
-        """``sum(self._weighted(z).values())`` to the last bit (the same products added in the same
-        order), into one ``[B, I]`` buffer and one scratch instead of a new tensor per term."""
-        total, scratch = None, None
+        """The served score ``[B, I]`` from :meth:`_z_terms`: the weighted parts added up in one buffer
+        (``total += w · z`` fused, one pass over each part). The same as ``sum(self._weighted(z).values())``
+        up to float rounding (the fused multiply-add rounds once)."""
+        total = None
         for name, w in self._factors(z):
             if total is None:
                 total = z[name].clone() if w is None else torch.mul(z[name], w)
             elif w is None:
                 total += z[name]
             else:
-                scratch = torch.mul(z[name], w, out=scratch)
-                total += scratch
+                total.add_(z[name], alpha=w)
         if total is None:
             raise ValueError("nothing to score: no base model and every path weight is 0")
         return total
 
     def __call__(self, users: Tensor) -> Tensor:
-        return sum(self.terms(users).values())
+        used = [name for name, w in self.weights.items() if w]
+        return self._weighted_sum(self._z_terms(users, used))
 
     def _base_moments(self, q: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation over every product of the base scores ``q · I_i`` (``q [B, d]``)."""
@@ -543,8 +544,8 @@ class _TermCache:
     """``users [B] -> [B, I]``: ``scorer``'s score under its current weights, from z-scored terms kept
     per batch of users (the weight search ranks the same batches again and again). Every relation in
     ``names`` is kept, weighted or not; batches past ``budget`` bytes are scored without keeping. The
-    kept terms are weighted and summed as :meth:`HybridScorer.terms` does, so the scores are the same
-    to the last bit."""
+    kept terms are added up by :meth:`HybridScorer._weighted_sum` as the served score is, so the
+    scores are the same to the last bit."""
 
     def __init__(self, scorer: HybridScorer, names: list[str], budget: int):
         self.scorer, self.names, self.budget = scorer, names, budget
