@@ -578,6 +578,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
             + time.perf_counter()
             - t0,
             "weights": fit["weights"],
+            "weight_search": {k: fit[k] for k in ("val_users", "ranked_users")},
             "curve": [],
         }
         test = results[row]["test"]
