@@ -127,7 +127,7 @@ def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its
 
 @pytest.mark.parametrize("with_gnn", [True, False])
 def test_users_out_of_reach_are_not_ranked_and_every_users_ndcg_is_unchanged(with_gnn):
-    from kgrec.models.paths import _Landscape
+    from kgrec.models.paths import _Landscape, _within_reach
     from kgrec.train.evaluate import evaluate_ranking
 
     hist, val, prior, (U, I) = _random_shop(2, n_users=600, n_items=400)
@@ -135,6 +135,9 @@ def test_users_out_of_reach_are_not_ranked_and_every_users_ndcg_is_unchanged(wit
     names = ["co_interacted", "text", "category", "brand"]
     land = _Landscape(hybrid, names, val, [hist], 2 << 30)
     assert 0 < land.ranked.numel() < land.n_users  # some users are decided: the check is not vacuous
+    users = torch.unique(val.users)  # in batches of 7 users (a small memory budget): the same decisions
+    small = _within_reach(hybrid, names, val, [hist], users, budget=7 * 400 * (4 * 6 + 2))
+    assert torch.equal(small.nonzero().squeeze(1), land.ranked)
     for weights in ({"text": 1.0}, {"co_interacted": 4.0, "category": 0.25}, {"brand": 0.0625, "text": 3.9375},
                     {"co_interacted": 2.0, "text": 0.5, "category": 1.0, "brand": 4.0}):
         w = {n: 0.0 for n in names} | weights

@@ -31,6 +31,9 @@ GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 FIT_CACHE_BYTES = 2 << 30
 # bootstrap resamples of the validation users in the weight search, whose weights are averaged (bagging)
 BAG_REPLICATES = 16
+# memory for one batch of the check of which validation users the search must rank (_within_reach):
+# 1,024 users at 5,447 products take 145 MB; at 148,620 products a batch is 69 users
+REACH_BATCH_BYTES = 256 << 20
 
 
 def zscore(x: Tensor) -> Tensor:
@@ -511,7 +514,7 @@ class _Landscape:
 
 
 def _within_reach(scorer: HybridScorer, names: list[str], val: UserItems, exclude: list[UserItems],
-                  users: Tensor, batch_size: int = 1024) -> Tensor:
+                  users: Tensor, budget: int = REACH_BATCH_BYTES) -> Tensor:
     """``[n]`` bool: whether ``users [n]`` (ascending) can have a validation item in their top 10 under some
     weights of ``names`` (every weight ≥ 0, at most ``max(GRID)``; the GNN's 1).
 
@@ -520,7 +523,10 @@ def _within_reach(scorer: HybridScorer, names: list[str], val: UserItems, exclud
     under all such weights: the blend is a sum of non-negative multiples of the parts. A user with ten
     such products, none of them excluded, above each of their held-out items has NDCG@10 0 everywhere
     in the search and need not be ranked at all. Exact; without a GNN, 40 % of the mid-size demo shop's
-    16,484 validation users are so decided (``fit`` reports the count as ``"ranked_users"``)."""
+    16,484 validation users are so decided (``fit`` reports the count as ``"ranked_users"``). Users go
+    in batches whose ``[B, I]`` parts (and the comparison's buffers) take about ``budget`` bytes."""
+    per_user = val.n_items * (4 * (len(names) + 2) + 2)  # the parts, a compared row, two bool masks
+    batch_size = max(1, min(1024, budget // max(per_user, 1)))
     reach = torch.zeros(users.numel(), dtype=torch.bool)
     for start in range(0, users.numel(), batch_size):
         batch = users[start:start + batch_size]
