@@ -300,8 +300,7 @@ class HybridScorer:
     def terms(self, users: Tensor) -> dict[str, Tensor]:
         """The served score's additive parts for ``users [B]``: ``{"gnn": z(base) [B, I], relation:
         w_r z(P_r) [B, I]}`` (relations of weight 0 left out); they sum to ``self(users)``."""
-        used = [name for name, w in self.weights.items() if w]  # zero-weighted relations are not computed
-        return self._weighted(self._z_terms(users, used))
+        return self._weighted(self._z_terms(users, self._used()))  # zero-weighted relations are not computed
 
     def _z_terms(self, users: Tensor, names) -> dict[str, Tensor]:
         """Unweighted z-scored parts for ``users [B]``: ``{"gnn": z(base), relation: z(P_r)}`` for the
@@ -337,8 +336,7 @@ class HybridScorer:
         return total
 
     def __call__(self, users: Tensor) -> Tensor:
-        used = [name for name, w in self.weights.items() if w]
-        return self._weighted_sum(self._z_terms(users, used))
+        return self._weighted_sum(self._z_terms(users, self._used()))
 
     def _base_moments(self, q: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation over every product of the base scores ``q · I_i`` (``q [B, d]``)."""
