@@ -75,6 +75,13 @@ class OptimConfig:
     # The refit trains to the first epoch within this much of the best (info["converged_epoch"]).
     min_improvement: float = 0.01
     eval_every: int = 2
+    # early stop on a significant decline: training also stops once validation NDCG@10 has been below its
+    # best by more than decline_z standard errors (paired over the validation users) at decline_evals
+    # evaluations in a row. A plateau, however long, never triggers it (that is the patience's job), nor
+    # does noise on a small validation set, whose standard error is large; an overfitting model on a large
+    # one stops soon after its peak instead of waiting out the patience. 0 turns it off.
+    decline_z: float = 3.0
+    decline_evals: int = 3
     loss: str = "softmax"  # softmax over the negatives, or bpr
     # softmax temperature on cosine scores; with several, one GNN is trained per value and validation picks
     temperature: tuple[float, ...] = (0.15, 0.4)
@@ -235,6 +242,10 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--min-improvement", "optim.min_improvement", "relative gain of validation NDCG@10 that resets the "
                                                        "patience; the refit trains to the first epoch within it "
                                                        "of the best"),
+    Flag("--decline-z", "optim.decline_z", "also stop once validation NDCG@10 is this many standard errors "
+                                           "below its best (paired over users) at --decline-evals evaluations "
+                                           "in a row (0: off)"),
+    Flag("--decline-evals", "optim.decline_evals", "evaluations in a row that a significant decline must last"),
     Flag("--loss", "optim.loss", "softmax over the negatives, or BPR", LOSSES),
     Flag("--precision", "optim.precision", "training arithmetic: bf16 on CUDA and on CPUs with native bf16, "
                                            "float32 elsewhere (auto), or one of them everywhere", PRECISIONS),

@@ -2,6 +2,9 @@
 LightGCN's propagation through it equals PyG's."""
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from kgrec.models.gnn import _RelationalSum, _UnitWithColumn, normalised_adjacency
@@ -161,3 +164,64 @@ def test_small_gains_do_not_reset_the_patience_and_the_refit_length_is_the_conve
     assert strict["best_val"] == 0.1057
     every = run(0.0)  # every gain resets the patience: trains to the end, where the jump is
     assert (every["epochs"], every["best_epoch"], every["converged_epoch"]) == (8, 8, 8)
+
+
+def test_paired_z_is_the_paired_t_statistic():
+    from kgrec.train.loop import paired_z
+
+    now, then = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.zeros(4)
+    assert paired_z(now, then) == pytest.approx(0.5 / (math.sqrt(1 / 3) / 2))  # mean 0.5, sd sqrt(1/3), n 4
+    assert paired_z(then, now) == pytest.approx(-paired_z(now, then))
+    assert paired_z(now, now) == 0.0  # agreement on every user: no evidence either way
+
+
+def test_a_significant_decline_stops_training_and_a_noisy_plateau_does_not(monkeypatch):
+    """Scripted per-user validation NDCG@10 of 2,000 users: after the peak at epoch 2, a drop of many
+    standard errors held for ``decline_evals`` evaluations stops training well before the patience runs
+    out, and keeps the peak; the same drop after a first evaluation that was the peak (validation never
+    rose: the model had not learnt yet) and the same epochs with the drop replaced by noise around the
+    peak's level run until the patience stops them; ``decline_z=0`` turns the rule off."""
+    from kgrec.config import OptimConfig
+    from kgrec.data.interactions import UserItems
+    from kgrec.train import loop
+
+    gen = torch.Generator().manual_seed(0)
+    n = 2000
+    peak = (torch.rand(n, generator=gen) < 0.3).double()  # [n]: 30 % of users hit
+
+    def flip(v: torch.Tensor, share: float) -> torch.Tensor:
+        """``v`` with a random ``share`` of its hits lost and as many misses gained (same mean on average)."""
+        lose = (torch.rand(n, generator=gen) < share) & (v > 0)
+        gain = (torch.rand(n, generator=gen) < share * 0.3 / 0.7) & (v == 0)
+        return torch.where(lose, 0.0, torch.where(gain, 1.0, v))
+
+    def run(script: list[torch.Tensor], decline_z: float) -> dict:
+        values = iter(script)
+
+        def evaluate(*args, **kwargs):
+            v = next(values)
+            args[5]["users"], args[5]["ndcg@10"] = torch.arange(n), v
+            return {"ndcg@10": float(v.mean())}
+
+        monkeypatch.setattr(loop, "evaluate_embeddings", evaluate)
+        torch.manual_seed(0)
+        users, items = torch.arange(6) % 3, torch.arange(6) % 4
+        val = UserItems(torch.tensor([0]), torch.tensor([1]), 3, 4)
+        cfg = OptimConfig(epochs=len(script), eval_every=1, patience=10, min_improvement=0.0, decline_z=decline_z,
+                          decline_evals=3, batch_size=6, negatives=4, temperature=(0.2,), precision="fp32")
+        return loop.train_embedding_model(_Dot(3, 4), (), users, items, val, [], 4, None, cfg, 0,
+                                          torch.device("cpu"))
+
+    start = [peak * 0.5, peak]
+    declining = start + [torch.where(torch.rand(n, generator=gen) < 0.3 + 0.05 * e, 0.0, peak) for e in range(12)]
+    stopped = run(declining, 3.0)
+    assert (stopped["epochs"], stopped["best_epoch"], stopped["stopped"]) == (5, 2, "decline")
+    assert [c["val_z"] < -3 for c in stopped["curve"]][2:] == [True] * 3
+    off = run(declining, 0.0)
+    assert (off["epochs"], off["best_epoch"], off["stopped"]) == (12, 2, "patience")
+    first_is_best = run([peak] + declining[2:], 3.0)  # no significant rise yet: the model has not learnt
+    assert first_is_best["stopped"] != "decline" and first_is_best["best_epoch"] == 1
+    plateau = start + [flip(peak, 0.02) for _ in range(12)]
+    waited = run(plateau, 3.0)
+    assert waited["stopped"] != "decline" and waited["epochs"] >= 12
+    assert all(c["val_z"] > -3 for c in waited["curve"])

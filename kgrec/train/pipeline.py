@@ -460,7 +460,7 @@ def _train(
             "curve": info.get("curve", []),
         }
         for key in ("best_epoch", "converged_epoch", "precision", "lambda", "half_life_days", "selection",
-                    "temperature", "search", "search_stopped", "batch_size", "lr"):
+                    "temperature", "search", "search_stopped", "stopped", "batch_size", "lr"):
             if key in info:
                 results[name][key] = info[key]
         _log(
