@@ -156,3 +156,14 @@ def test_metrics_json_schema(tmp_path, small_demo):
         assert {"val", "test", "epochs", "train_seconds"} <= set(row)
         assert {"recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10"} <= set(row["test"])
     assert (tmp_path / "run" / "config.json").exists() and list((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_the_refit_trains_only_the_sentiment_method_chosen_on_validation(demo_run):
+    """``--sentiment auto`` compares its methods on the first pass; the serving refit trains the chosen one
+    again on every review and no other."""
+    metrics = json.loads((demo_run / "metrics.json").read_text(encoding="utf-8"))
+    chosen = metrics["sentiment"]["method"]
+    assert set(metrics["sentiment"]["val_macro_f1_by_method"]) == {"head", "tfidf"}
+    served = metrics["served"]["sentiment"]
+    assert served["method"] == chosen and list(served["val_macro_f1_by_method"]) == [chosen]
+    assert served["reviews"] > metrics["sentiment"]["reviews"]  # validation and test reviews too
