@@ -421,8 +421,7 @@ class EmbeddingTrainer:
         self.mark = -1.0  # the last validation NDCG@10 that reset the patience (cfg.min_improvement)
         self.curve: list[dict] = []
         self.epoch = 0
-        self.stopped = False  # early stopping: patience ran out, or validation declined (stop_reason)
-        self.stop_reason: str | None = None
+        self.stop_reason: str | None = None  # why training stopped early: "patience" or "decline"
         self.best_users: Tensor | None = None  # [n_val] each validation user's NDCG@10 at the best epoch
         self.declined = 0  # evaluations in a row significantly below the best (cfg.decline_z)
         # a decline counts only once validation has risen significantly above its first evaluation: until
@@ -436,6 +435,11 @@ class EmbeddingTrainer:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=cfg.epochs, desc=f"training {tag}", unit="epoch", leave=False, disable=None)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended training (:attr:`stop_reason` says why)."""
+        return self.stop_reason is not None
 
     @property
     def finished(self) -> bool:
@@ -515,13 +519,13 @@ class EmbeddingTrainer:
         declining = cfg.decline_z > 0 and self.risen and z < -cfg.decline_z
         self.declined = self.declined + 1 if declining else 0
         if self.declined >= cfg.decline_evals:
-            self.stopped, self.stop_reason = True, "decline"
+            self.stop_reason = "decline"
         if ndcg > self.mark * (1 + cfg.min_improvement) or self.mark < 0:
             self.mark, self.waited = ndcg, 0  # a gain that resets the patience
         else:
             self.waited += cfg.eval_every
             if self.waited >= cfg.patience and not self.stopped:
-                self.stopped, self.stop_reason = True, "patience"
+                self.stop_reason = "patience"
 
     @property
     def converged_epoch(self) -> int:
