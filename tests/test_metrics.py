@@ -130,3 +130,19 @@ def test_mrr_uses_the_best_held_out_item_even_when_excluded_and_can_be_left_out(
     assert m["mrr"] == pytest.approx((1 / 2 + 1 / 5) / 2)
     fast = evaluate_ranking(lambda users: SCORES[users], targets, exclude, ks=(1, 3), mrr=False)
     assert "mrr" not in fast and fast == {k: v for k, v in m.items() if k != "mrr"}
+
+
+def test_the_scorers_memory_layout_changes_no_metric():
+    # integer scores (many ties) from a scorer that returns a transposed, column-major [B, I] view, as
+    # sparse products do; the evaluation ranks row-major copies, and the metrics must not notice
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (300, 50), generator=gen).float()
+    by_column = scores.T.contiguous()  # [I, U]
+    targets = UserItems(torch.arange(300).repeat_interleave(2), torch.randint(0, 50, (600,), generator=gen), 300, 50)
+    exclude = [UserItems(torch.arange(300), torch.randint(0, 50, (300,), generator=gen), 300, 50)]
+    rows, cols = {}, {}
+    m_rows = evaluate_ranking(lambda users: scores[users], targets, exclude, batch_size=64, per_user=rows)
+    m_cols = evaluate_ranking(lambda users: by_column[:, users].T, targets, exclude, batch_size=64, per_user=cols)
+    assert not by_column[:, :3].T.is_contiguous()
+    assert m_rows == m_cols
+    assert torch.equal(rows["ndcg@10"], cols["ndcg@10"])

@@ -39,6 +39,8 @@ def test_path_scores_match_hand_computed_sums():
     sim.fill_diagonal_(0)
     expect_co = torch.stack([sim[[0, 1]].sum(0), sim[[1, 2]].sum(0), sim[[3]].sum(0)])
     torch.testing.assert_close(p["co_interacted"], expect_co)
+    # row-major, as the hybrid adds them up and the evaluation ranks rows (a transposed [B, I] ranks 4x slower)
+    assert all(v.is_contiguous() for v in p.values())
 
 
 def test_state_round_trip_gives_the_same_scores():

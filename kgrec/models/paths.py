@@ -130,7 +130,7 @@ class PathPrior:
         return cls(history, co, text, inc.get("category"), inc.get("brand"))
 
     def scores(self, users: Tensor, names=None) -> dict[str, Tensor]:
-        """``users [B]`` → ``{relation: P_r [B, I]}`` for ``names`` (default: every relation)."""
+        """``users [B]`` → ``{relation: P_r [B, I]}`` (row-major) for ``names`` (default: every relation)."""
         hist = self.history.dense(users)  # [B, I]
         out = {}
         for name, m in self.parts.items():
@@ -139,11 +139,11 @@ class PathPrior:
             if name == "text":  # (H E) Eᵀ
                 out[name] = (hist @ m) @ m.T
             elif name == "co_interacted":  # m[i, j] = sim(i, j) for j among i's neighbours: (M Hᵀ)ᵀ
-                out[name] = torch.sparse.mm(m, hist.t()).t()
+                out[name] = torch.sparse.mm(m, hist.t()).t().contiguous()
             else:  # incidence C [I, K]: (H C) Cᵀ = (C (Cᵀ Hᵀ))ᵀ
                 mt = self._transposed(name)
                 per_node = torch.sparse.mm(mt, hist.t())  # [K, B]
-                out[name] = torch.sparse.mm(m, per_node).t()
+                out[name] = torch.sparse.mm(m, per_node).t().contiguous()
         return out
 
     def scores_at(self, users: Tensor, items: Tensor, names=None) -> dict[str, Tensor]:
@@ -543,7 +543,7 @@ def _within_reach(scorer: HybridScorer, names: list[str], val: UserItems, exclud
             for name, t in z.items():
                 row, own = t[r], t[r, i][:, None]
                 above &= row > own + margin if name in strict else row >= own
-            reach[start + r[above.sum(1) < 10]] = True
+            reach[start + r[above.sum(1, dtype=torch.int32) < 10]] = True
     return reach
 
 

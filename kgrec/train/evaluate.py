@@ -39,7 +39,9 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
     user_ndcg: list[Tensor] = []
     for start in range(0, users.numel(), batch_size):
         batch = users[start:start + batch_size]
-        scores = score_users(batch).float().clone()  # [B, I], on the scorer's device
+        # [B, I], on the scorer's device, row-major whatever the scorer's layout: topk and the row sums
+        # below run 4x faster on contiguous rows (a transposed [B, I] of the mid-size shop: 21 vs 5 ms)
+        scores = score_users(batch).float().clone(memory_format=torch.contiguous_format)
         device = scores.device
         for ex in exclude:
             rows, items = ex.gather(batch)
@@ -50,7 +52,7 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
         target[rows, items] = True
         top = scores.topk(min(kmax, scores.shape[1]), dim=1).indices  # [B, kmax]
         hits = target.gather(1, top).double()  # [B, kmax]
-        n_target = target.sum(1)  # [B]
+        n_target = target.sum(1, dtype=torch.int32)  # [B] (a bool row sum into int64 is 8x slower)
         discounts = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64, device=device))  # [kmax]
         ideal = torch.cat([discounts.new_zeros(1), discounts.cumsum(0)])  # [kmax + 1]: DCG of n hits first
         for k in ks:
@@ -64,7 +66,7 @@ def evaluate_ranking(score_users: Callable[[Tensor], Tensor], targets: UserItems
         if mrr:  # the best held-out item's score per user, from the targets alone (not a [B, I] pass)
             best_target = scores.new_full((scores.shape[0],), -math.inf).scatter_reduce(
                 0, rows, scores[rows, items], "amax")  # [B]
-            rank = (scores > best_target[:, None]).sum(1)  # items strictly above the best held-out item
+            rank = (scores > best_target[:, None]).sum(1, dtype=torch.int32)  # items above the best held-out one
             sums["mrr"] += float((1.0 / (rank.double() + 1)).sum())
         top10.append(top[:, :10].cpu())
     n = users.numel()
