@@ -146,3 +146,13 @@ def test_the_scorers_memory_layout_changes_no_metric():
     assert not by_column[:, :3].T.is_contiguous()
     assert m_rows == m_cols
     assert torch.equal(rows["ndcg@10"], cols["ndcg@10"])
+
+
+def test_history_rows_times_a_matrix_equal_the_dense_product():
+    # what EASE^R and item-kNN score with: X[users] W through a CSR matrix of the rows; users in any
+    # order, repeated, and one without history (a zero row)
+    hist = ui([(0, 1), (0, 3), (2, 0), (2, 1), (2, 4)], n_users=4, n_items=5)
+    w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    users = torch.tensor([2, 1, 0, 2, 3])
+    torch.testing.assert_close(hist.times(users, w), hist.dense(users) @ w)
+    assert hist.times(users[1:2], w).abs().sum() == 0

@@ -220,7 +220,7 @@ class EASE:
 
     def score_users(self, users: Tensor) -> Tensor:
         """``[B]`` user indices → ``[B, I]`` scores."""
-        return self.history.dense(users) @ self.B
+        return self.history.times(users, self.B)
 
     def export(self) -> dict[str, Tensor]:
         """The tensors a run folder serves this model from (kgrec.serve.run.ItemItemScores)."""

@@ -232,7 +232,7 @@ class ItemItemScores:
     weights: Tensor
 
     def score(self, users: Tensor) -> Tensor:
-        return self.history.dense(users) @ self.weights
+        return self.history.times(users, self.weights)
 
 
 @dataclass
