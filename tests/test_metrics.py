@@ -114,6 +114,24 @@ def test_ease_matches_its_closed_form_and_picks_lambda_on_validation():
     assert trace[chosen.lam] == max(trace.values())
 
 
+@pytest.mark.parametrize("peak, expect", [(3000.0, 4000.0), (1e9, 64000.0)])
+def test_ease_looks_past_the_top_of_its_grid_while_validation_still_rises(monkeypatch, peak, expect):
+    # a validation curve that peaks at ``peak``: λ doubles past 1,000 until it falls, at most
+    # MORE_LAMBDAS times (the curve is scripted: this checks the search, not EASE's fit)
+    from kgrec.models.baselines import EASE
+
+    tried: list[float] = []
+    weights = EASE.weights
+    monkeypatch.setattr(EASE, "weights", staticmethod(lambda gram, lam: tried.append(lam) or weights(gram, lam)))
+    monkeypatch.setattr("kgrec.train.evaluate.evaluate_ranking",
+                        lambda *_, **__: {"ndcg@10": 1 / (1 + abs(math.log(tried[-1] / peak)))})
+    hist = ui([(0, 1), (0, 3), (1, 2)])
+    model = EASE(2, 5).fit(hist, ui([(0, 2), (1, 4)]))
+    assert model.lam == expect
+    extra = [row["lambda"] for row in model.selection][len(EASE.LAMBDAS):]
+    assert extra == ([2000.0, 4000.0, 8000.0] if peak == 3000.0 else [1000.0 * 2 ** k for k in range(1, 7)])
+
+
 def test_ease_refuses_catalogs_too_large_for_a_dense_item_matrix():
     from kgrec.models.baselines import EASE
 

@@ -169,11 +169,15 @@ class EASE:
 
     ``B = I - P · diag(1 / diag(P))`` with ``P = (XᵀX + λI)⁻¹`` and a zero diagonal;
     ``score(u, ·) = x_u B`` for the user's 0/1 history ``x_u [I]``. The L2 weight λ is chosen on
-    validation NDCG@10 from :attr:`LAMBDAS` (the grid of the reference harness). ``XᵀX`` is dense
+    validation NDCG@10 from :attr:`LAMBDAS` (the grid of the reference harness), extended upwards while
+    its largest value is the best (:attr:`MORE_LAMBDAS`). ``XᵀX`` is dense
     ``[I, I]``, so EASE is fitted only up to :attr:`MAX_ITEMS` products.
     """
 
     LAMBDAS = (1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+    # λ doubled past the grid while the largest one tried is the best, this many times at most: at the
+    # mid-size demo shop (149k pairs) validation NDCG@10 still rose from 500 to 1,000 (0.0283 → 0.0287)
+    MORE_LAMBDAS = 6
     MAX_ITEMS = 16_000  # float64 Gram and inverse: 2 × 2 GB at the limit
 
     def __init__(self, n_users: int, n_items: int, lam: float | None = None):
@@ -208,13 +212,16 @@ class EASE:
             self.lam = self.lam if self.lam is not None else 100.0
             self.B = self.weights(gram, self.lam)
             return self
-        best = -1.0
-        for lam in self.LAMBDAS:
+        best, grid = -1.0, list(self.LAMBDAS)
+        while grid:
+            lam = grid.pop(0)
             self.B = self.weights(gram, lam)
             ndcg = evaluate_ranking(self.score_users, val, exclude or [history], mrr=False).get("ndcg@10", 0.0)
             self.selection.append({"lambda": lam, "val_ndcg@10": ndcg})
             if ndcg > best:
                 best, self.lam, kept = ndcg, lam, self.B
+                if not grid and len(self.selection) < len(self.LAMBDAS) + self.MORE_LAMBDAS:
+                    grid.append(2 * lam)  # the best so far is the largest tried: look further up
         self.B = kept
         return self
 
