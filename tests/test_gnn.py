@@ -10,22 +10,25 @@ import torch
 from kgrec.models.gnn import _RelationalSum, _UnitWithColumn, normalised_adjacency
 
 
-def _graph(gen: torch.Generator):
+def _graph(gen: torch.Generator, dtype: torch.dtype = torch.float64):
     sizes = [5, 4, 3]  # three node types
-    pairs = [(0, 1), (1, 0), (1, 1), (2, 1), (1, 2)]  # (src type, dst type); type 0 gets one relation
+    # (src type, dst type); type 0 gets one relation, type 1 three (added up in place in float32)
+    pairs = [(0, 1), (1, 0), (1, 1), (2, 1), (1, 2)]
     rels = []
     for s, d in pairs:
         e = 7
         ei = torch.stack([torch.randint(0, sizes[s], (e,), generator=gen),
                           torch.randint(0, sizes[d], (e,), generator=gen)])
         a, a_t = normalised_adjacency(ei, sizes[s], sizes[d])
-        rels.append((s, d, a.to(torch.float64), a_t.to(torch.float64)))
+        rels.append((s, d, a.to(dtype), a_t.to(dtype)))
     return sizes, rels
 
 
-def test_relational_sum_matches_autograd_of_the_plain_sum():
+@pytest.mark.parametrize("adjacency", [torch.float64, torch.float32])
+def test_relational_sum_matches_autograd_of_the_plain_sum(adjacency):
+    # float32 adjacencies (training's) add each product into the output in place
     gen = torch.Generator().manual_seed(0)
-    sizes, rels = _graph(gen)
+    sizes, rels = _graph(gen, adjacency)
     weight = torch.rand(len(rels), generator=gen, dtype=torch.float64) + 0.5
     hs = [torch.randn(n, 3, generator=gen, dtype=torch.float64) for n in sizes]
     up = [torch.randn(n, 3, generator=gen, dtype=torch.float64) for n in sizes]  # an upstream gradient
@@ -33,7 +36,7 @@ def test_relational_sum_matches_autograd_of_the_plain_sum():
     def plain(w, *h):
         out = [torch.zeros_like(x) for x in h]
         for r, (s, d, a, _) in enumerate(rels):
-            out[d] = out[d] + w[r] * (a @ h[s])
+            out[d] = out[d] + w[r] * (a.double() @ h[s])
         return out
 
     grads = []
