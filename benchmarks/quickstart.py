@@ -38,9 +38,10 @@ def main() -> None:
              f"{m['train_seconds']:.1f}"]
             for n, m in sorted(models.items(), key=lambda kv: -kv[1]["test"]["ndcg@10"])]
     sizes = metrics["split_sizes"]
+    whole = round(seconds)
     save(args.out, {"seconds": seconds, "split_sizes": sizes,
                     "test": {n: m["test"] for n, m in models.items()}}, "`python train.py` (the quickstart job)",
-         f"`python train.py --quiet` with the defaults took **{seconds / 60:.0f} min {seconds % 60:.0f} s** wall, "
+         f"`python train.py --quiet` with the defaults took **{whole // 60} min {whole % 60} s** wall, "
          f"features and all baselines included (synthetic demo shop; split sizes {sizes}). Test metrics, seed 0:\n\n"
          + markdown_table(["model", "NDCG@10", "Recall@10", "epochs", "train s"], rows))
 
