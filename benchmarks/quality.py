@@ -4,11 +4,11 @@ the same run on the same split. Prints a table and writes JSON.
     .venv/bin/python benchmarks/quality.py --datasets demo,magazine,scientific --seeds 0,1,2 \
         --out benchmarks/results/quality.json
 
-Datasets: ``demo`` (synthetic), and ``magazine`` / ``scientific`` from ../shared/datasets (skipped
-with a note when absent). Extra ablation rows: ``--ablations`` adds R-GCN without text, without
-sentiment, and without KG relations (interactions only). Every GNN run also reports ``MODEL+paths``
-(the GNN plus validation-weighted knowledge-graph path scores, what kgrec serves) and ``paths`` (the
-path scores alone), see kgrec.models.paths.
+Datasets: ``demo`` (synthetic; ``--scale`` sets its size), and ``magazine`` / ``scientific`` from
+../shared/datasets (skipped with a note when absent). Extra ablation rows: ``--ablations`` adds R-GCN
+without text, without sentiment, and without KG relations (interactions only). Every GNN run also
+reports ``MODEL+paths`` (the GNN plus validation-weighted knowledge-graph path scores, what kgrec
+serves) and ``paths`` (the path scores alone), see kgrec.models.paths.
 
 Under each table: the test NDCG@10 difference of the GNN alone and of the served model to the best
 baseline, with a 95 % paired-bootstrap interval over users (from each run's ``test_per_user.npz``):
@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="demo,magazine,scientific")
     ap.add_argument("--models", default="rgcn,hgt", help="GNNs to train (the first of each seed with the --baselines)")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="size of the demo shop (65 ≈ 1.1M interactions); its table is named 'demo@SCALE' unless 1")
     ap.add_argument("--baselines", default=",".join(TrainConfig().baselines),
                     help="baselines trained with the first GNN of each seed (default: kgrec's); '' for none")
     ap.add_argument("--ablations", action="store_true")
@@ -66,6 +68,9 @@ def main() -> None:
         source = dataset_source(ds)
         if source is None:
             continue
+        scale = args.scale if ds == "demo" else 1.0
+        if scale != 1.0:
+            ds = f"demo@{scale:g}"
         rows: dict[str, list[dict]] = {}
         per_user: dict[str, dict[int, dict]] = {}  # row → seed → {"users", "ndcg"}
         runs = [(m, {}, True) for m in args.models.split(",")]
@@ -84,6 +89,7 @@ def main() -> None:
                 cfg = dataclasses.replace(
                     TrainConfig(),
                     data=str(source),
+                    scale=scale,
                     model=model,
                     baselines=baselines,
                     seed=seed,
