@@ -158,9 +158,9 @@ class ItemKNN:
         return {"item_item": self.sim if self.sim.layout == torch.strided else self.sim.to_dense()}
 
     def score_users(self, users: Tensor) -> Tensor:
-        hist = self.history.dense(users)  # [B, I]
         if self.sim.layout == torch.strided:
-            return hist @ self.sim
+            return self.history.times(users, self.sim)
+        hist = self.history.dense(users)  # [B, I]
         return torch.sparse.mm(self.sim_t, hist.t()).t()
 
 

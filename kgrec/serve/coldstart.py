@@ -305,8 +305,7 @@ def evaluate_cold_start(cfg, share: float = 0.1, k: int = 20, seed: int = 0, cat
     enc = cs.encoder or TextEncoder(cfg.encoder, device="cpu")
     train_text = torch.from_numpy(enc(product_texts(train_cat)))  # [I, D], run product order = catalog order
     cold_text = torch.from_numpy(enc([cs.text(p) for p in new]))
-    hist = cs.rec.train.dense(u_idx)  # [B, I] 0/1 training interactions
-    profile = torch.nn.functional.normalize(hist @ train_text, dim=1)
+    profile = torch.nn.functional.normalize(cs.rec.train.times(u_idx, train_text), dim=1)  # training items' text
     text_knn = _recall_ndcg(profile @ torch.cat([train_text[zero], cold_text]).T, relevant, k)
     gen = torch.Generator().manual_seed(seed)
     rand = _recall_ndcg(torch.rand(len(users), cand.shape[0], generator=gen), relevant, k)
