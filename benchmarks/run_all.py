@@ -89,6 +89,10 @@ def _steps(profile: str) -> list[Step]:
         # how the blend's path weights are chosen: nested CV over the validation users
         Step("blend_weights_loo", ("blend_weights.py", "--datasets", "magazine,demo,scientific", "--seeds", "0",
                                    "--protocol", "loo", *res("blend_weights_loo")), needs="scientific"),
+        # what the ease path relation adds, by nested CV over the validation users of the quality runs' folders
+        Step("path_ablation", ("path_ablation.py", *(f"{RUNS}/{d}/rgcn/{s}" for d in ("magazine", "demo", "scientific")
+                                                   for s in (0, 1, 2)), "--drop", "ease", *res("path_ablation")),
+             needs="scientific"),
         Step("blend_weights_cut", ("blend_weights.py", "--datasets", "magazine", "--seeds", "0,1",
                                    "--protocol", "cut", *res("blend_weights_cut")), needs="magazine"),
         Step("history_protocols", ("history_protocols.py", "--datasets", "magazine", "--seeds", "0,1,2",

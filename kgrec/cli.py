@@ -368,6 +368,7 @@ TERM_WORDS = {
     "text": "similar text",
     "category": "shared category",
     "brand": "shared brand",
+    "ease": "often chosen together (EASE^R weights)",
 }
 
 

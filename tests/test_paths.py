@@ -43,9 +43,45 @@ def test_path_scores_match_hand_computed_sums():
     assert all(v.is_contiguous() for v in p.values())
 
 
+def _ease(hist: UserItems) -> torch.Tensor:
+    from kgrec.models.baselines import EASE
+
+    return EASE(hist.n_users, hist.n_items, lam=0.5).fit(hist).B
+
+
+def test_ease_paths_sum_the_strongest_positive_ease_weights_into_each_product():
+    hist, val, _, _ = _random_shop(4, n_users=300, n_items=30)
+    B = _ease(hist)  # [I, I], B[j, i]: the weight of history product j for product i
+    assert (B < 0).any()  # negative weights exist, and are left out
+    k = 5
+    kept = torch.zeros_like(B)
+    for i in range(B.shape[1]):
+        top = B[:, i].topk(k)
+        keep = top.values > 0
+        kept[top.indices[keep], i] = top.values[keep]
+    prior = PathPrior.build(hist, None, {}, neighbours=k, ease=B)
+    users = torch.arange(50)
+    p = prior.scores(users)
+    torch.testing.assert_close(p["ease"], hist.dense(users) @ kept)
+    # one user's score splits into its history products' contributions
+    hist_of, contrib = prior.contributions(3, 7)
+    assert torch.equal(hist_of, hist.of(3))
+    torch.testing.assert_close(contrib["ease"].sum(), p["ease"][3, 7])
+    # at a few products only, the same z-scores as the full rows
+    from kgrec.models.paths import zscore
+
+    items = torch.stack([torch.randperm(30, generator=torch.Generator().manual_seed(int(u)))[:6] for u in users])
+    torch.testing.assert_close(prior.scores_at(users, items)["ease"], zscore(p["ease"]).gather(1, items),
+                               atol=1e-5, rtol=1e-5)
+    # candidates for a large catalog: the products with the largest ease path scores are proposed
+    top = p["ease"][3].topk(3).indices
+    assert set(top.tolist()) <= set(prior.support(3, ["ease"], 3).tolist())
+
+
 def test_state_round_trip_gives_the_same_scores():
     hist, text, edges = _tiny()
-    prior = PathPrior.build(hist, text, edges)
+    prior = PathPrior.build(hist, text, edges, ease=_ease(hist))
+    assert set(prior.parts) == {"co_interacted", "text", "category", "brand", "ease"}
     again = PathPrior.from_state(hist, prior.state())
     users = torch.arange(3)
     for k, v in prior.scores(users).items():
@@ -107,7 +143,7 @@ def _random_shop(seed: int = 0, n_users: int = 2500, n_items: int = 60):
     edges = {"category": (torch.arange(n_items), torch.arange(n_items) % 7),
              "brand": (torch.arange(n_items), torch.arange(n_items) % 11)}
     vectors = torch.randn(n_users, 4, generator=g), torch.randn(n_items, 4, generator=g)
-    return hist, val, PathPrior.build(hist, text, edges, neighbours=10), vectors
+    return hist, val, PathPrior.build(hist, text, edges, neighbours=10, ease=_ease(hist)), vectors
 
 
 def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its_term_cache():
@@ -134,14 +170,14 @@ def test_users_out_of_reach_are_not_ranked_and_every_users_ndcg_is_unchanged(wit
 
     hist, val, prior, (U, I) = _random_shop(2, n_users=600, n_items=400)
     hybrid = HybridScorer((lambda users: U[users] @ I.T) if with_gnn else None, prior, {})
-    names = ["co_interacted", "text", "category", "brand"]
+    names = ["co_interacted", "text", "category", "brand", "ease"]
     land = _Landscape(hybrid, names, val, [hist], 2 << 30)
     assert 0 < land.ranked.numel() < land.n_users  # some users are decided: the check is not vacuous
     users = torch.unique(val.users)  # in batches of 7 users (a small memory budget): the same decisions
-    small = _within_reach(hybrid, names, val, [hist], users, budget=7 * 400 * (4 * 6 + 2))
+    small = _within_reach(hybrid, names, val, [hist], users, budget=7 * 400 * (4 * 7 + 2))
     assert torch.equal(small.nonzero().squeeze(1), land.ranked)
     for weights in ({"text": 1.0}, {"co_interacted": 4.0, "category": 0.25}, {"brand": 0.0625, "text": 3.9375},
-                    {"co_interacted": 2.0, "text": 0.5, "category": 1.0, "brand": 4.0}):
+                    {"co_interacted": 2.0, "text": 0.5, "category": 1.0, "brand": 4.0}, {"ease": 2.0, "text": 1.0}):
         w = {n: 0.0 for n in names} | weights
         hybrid.weights = dict(w)
         full: dict = {}
@@ -155,9 +191,39 @@ def test_cached_terms_sum_to_the_served_score_bit_for_bit():
 
     hist, _, prior, (U, I) = _random_shop(1)
     hybrid = HybridScorer(lambda users: U[users] @ I.T, prior, {})
-    cache = _TermCache(hybrid, ["co_interacted", "text", "category", "brand"], 2 << 30)
+    cache = _TermCache(hybrid, ["co_interacted", "text", "category", "brand", "ease"], 2 << 30)
     users = torch.arange(40, 90)
-    for weights in ({}, {"text": 0.5}, {"co_interacted": 4.0, "brand": 0.25, "category": 1.0, "text": 2.0}):
-        hybrid.weights = {"co_interacted": 0.0, "text": 0.0, "category": 0.0, "brand": 0.0} | weights
+    for weights in ({}, {"text": 0.5}, {"co_interacted": 4.0, "brand": 0.25, "category": 1.0, "text": 2.0},
+                    {"ease": 1.0, "co_interacted": 0.5}):
+        hybrid.weights = {"co_interacted": 0.0, "text": 0.0, "category": 0.0, "brand": 0.0, "ease": 0.0} | weights
         assert torch.equal(cache(users), hybrid(users))
     assert len(cache.kept) == 1
+
+
+def test_the_run_reuses_its_ease_baseline_for_the_path_and_refits_it_with_that_lambda(tmp_path, small_demo,
+                                                                                      monkeypatch):
+    """The ``ease`` path is the run's EASE^R baseline (not a second λ search), and the refit that serves
+    fits it on every interaction with the λ validation chose."""
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.models.baselines import EASE
+    from kgrec.serve.recommend import Recommender
+    from kgrec.train import pipeline
+
+    fits: list[tuple[float | None, bool]] = []  # (λ given, validation given) of every EASE^R fit
+    real_fit = EASE.fit
+
+    def counted(self, history, val=None, *args, **kwargs):
+        fits.append((self.lam, val is not None and len(val) > 0))
+        return real_fit(self, history, val, *args, **kwargs)
+
+    monkeypatch.setattr(EASE, "fit", counted)
+    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, out=str(tmp_path),
+                      baselines=("ease",), optim=OptimConfig(epochs=3, batch_size=512, negatives=16, patience=3))
+    metrics = pipeline.run_training(cfg, small_demo)
+    chosen = metrics["models"]["ease"]["lambda"]
+    assert metrics["models"]["rgcn+paths"]["ease_lambda"] == chosen
+    weighted = bool(metrics["models"]["rgcn+paths"]["weights"]["ease"])
+    # one search on validation (the baseline's), then the refit's fit at the chosen λ if the blend uses it
+    assert fits == [(None, True)] + ([(chosen, False)] if weighted else [])
+    rec = Recommender.load(tmp_path)
+    assert ("ease" in rec.hybrid.prior.parts) == weighted  # a relation of weight 0 is not fitted again

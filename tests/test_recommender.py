@@ -151,7 +151,7 @@ def test_metrics_json_schema(tmp_path, small_demo):
     assert {"dataset", "split", "seed", "models"} <= set(m)
     # the GNN, its served hybrid with KG path scores, the path scores alone, and the baselines
     assert set(m["models"]) == {"hgt", "hgt+paths", "paths", "popularity", "itemknn"}
-    assert set(m["models"]["hgt+paths"]["weights"]) <= {"co_interacted", "text", "category", "brand"}
+    assert set(m["models"]["hgt+paths"]["weights"]) <= {"co_interacted", "text", "category", "brand", "ease"}
     for row in m["models"].values():
         assert {"val", "test", "epochs", "train_seconds"} <= set(row)
         assert {"recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", "coverage@10"} <= set(row["test"])

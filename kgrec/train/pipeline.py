@@ -316,8 +316,14 @@ def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
     return model.score_users
 
 
-def build_prior(prep: Prepared):
-    """KG path scores over the training split: co-interaction, text, and the graph's category/brand edges."""
+def build_prior(prep: Prepared, ease=None):
+    """KG path scores over the training split: co-interaction, text, the graph's category/brand edges and,
+    up to ``EASE.MAX_ITEMS`` products, EASE^R's item-item weights. ``ease``: an :class:`EASE` already
+    fitted on ``prep``'s training split (the run's baseline, reused), or the L2 weight to fit it with (the
+    refit, with what validation chose), or None: its weight is chosen on ``prep``'s validation split;
+    False leaves the relation out. The prior's ``ease_lambda`` is the weight used (None without it:
+    left out, or a catalog too large for EASE^R)."""
+    from kgrec.models.baselines import EASE
     from kgrec.models.paths import PathPrior
 
     edges = {}
@@ -326,7 +332,13 @@ def build_prior(prep: Prepared):
         if et in prep.data.edge_types:
             ei = prep.data[et].edge_index.cpu()
             edges[key] = (ei[0], ei[1])
-    return PathPrior.build(prep.train_index, prep.product_text, edges)
+    n_users, n_items = prep.train_index.n_users, prep.train_index.n_items
+    fitted = ease if isinstance(ease, EASE) else None
+    if fitted is None and ease is not False and n_items <= EASE.MAX_ITEMS and len(prep.train_index):
+        fitted = EASE(n_users, n_items, lam=ease).fit(prep.train_index, prep.val_index if ease is None else None)
+    prior = PathPrior.build(prep.train_index, prep.product_text, edges, ease=fitted.B if fitted else None)
+    prior.ease_lambda = fitted.lam if fitted else None
+    return prior
 
 
 def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device | None]:
@@ -439,7 +451,8 @@ def _train(
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
     results: dict = {}
     per_user: dict[str, dict] = {}  # model → its test users and their NDCG@10 (test_per_user.npz)
-    main_model, main_inputs, main_info, hybrid = None, (), {}, None
+    main_model, main_inputs, main_info, main_score, hybrid = None, (), {}, None, None
+    fitted: dict[str, object] = {}  # the models fitted on prep's training split, by name
     for name in names:
         if not main and name not in TRAINED_MODELS:
             continue  # nothing to share: rank 0 fits it alone
@@ -449,6 +462,9 @@ def _train(
         if not main:
             continue
         score = scorer(name, model, inputs, device)
+        fitted[name] = model
+        if name == cfg.model:
+            main_score = score
         val = evaluate_ranking(score, prep.val_index, [prep.train_index])
         test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index],
                                 per_user=per_user.setdefault(name, {}))
@@ -468,8 +484,8 @@ def _train(
             f"{name:>10}: test ndcg@10 {test.get('ndcg@10', float('nan')):.4f}  "
             f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)",
         )
-        if name == cfg.model and cfg.paths and name in GNN_MODELS:
-            hybrid = _add_paths(cfg, prep, name, score, results, per_user)
+    if main and cfg.paths and cfg.model in GNN_MODELS:  # after the baselines: EASE^R's fit is reused
+        hybrid = _add_paths(cfg, prep, cfg.model, main_score, results, per_user, ease=fitted.get("ease"))
     if "temperature" in main_info:  # what validation chose is what the run is, and what it saves
         cfg = replace(cfg, optim=replace(cfg.optim, temperature=(main_info["temperature"],)))
     served_prep, served_model, served_inputs, served_hybrid = prep, main_model, main_inputs, hybrid
@@ -553,19 +569,22 @@ def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.d
     model, _, inputs = fit_model(cfg.model, prep_all, cfg, device, init=init, selected=info)
     served_hybrid = None
     if hybrid is not None:
-        served_hybrid = HybridScorer(scorer(cfg.model, model, inputs, device), build_prior(prep_all), hybrid.weights)
+        # EASE^R with the λ validation chose, when the served blend weights it
+        prior = build_prior(prep_all, hybrid.prior.ease_lambda if hybrid.weights.get("ease") else False)
+        served_hybrid = HybridScorer(scorer(cfg.model, model, inputs, device), prior, hybrid.weights)
     _log(cfg, f"refit of {cfg.model} on all {len(prep_all.train_index)} pairs in {time.perf_counter() - t0:.1f}s")
     return prep_all, model, inputs, served_hybrid
 
 
-def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict):
+def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict, ease=None):
     """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
-    that shows what the GNN adds), their per-user test NDCG@10 into ``per_user``. Returns the fitted
-    hybrid, which the checkpoint then serves."""
+    that shows what the GNN adds), their per-user test NDCG@10 into ``per_user``. ``ease``: the run's
+    EASE^R baseline, whose weights the ``ease`` path reuses. Returns the fitted hybrid, which the
+    checkpoint then serves."""
     from kgrec.models.paths import HybridScorer
 
     t0 = time.perf_counter()
-    prior = build_prior(prep)
+    prior = build_prior(prep, ease)
     build_seconds = time.perf_counter() - t0
     rows = {}
     for row, base in ((f"{name}+paths", score), ("paths", None)):
@@ -583,6 +602,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
             + time.perf_counter()
             - t0,
             "weights": fit["weights"],
+            **({"ease_lambda": prior.ease_lambda} if prior.ease_lambda is not None else {}),
             "weight_search": {k: fit[k] for k in ("val_users", "ranked_users")},
             "curve": [],
         }
