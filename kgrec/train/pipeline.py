@@ -20,6 +20,7 @@ from kgrec.data.split import split_interactions
 from kgrec.features.build import compute_features, product_texts
 from kgrec.features.text import TextEncoder, choose_encoder
 from kgrec.models import build_model
+from kgrec.models.baselines import EASE
 from kgrec.runtime import keep_freed_memory
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.loop import EmbeddingTrainer, embeddings, resolve_device, scaled_to, seed_everything, uses_bf16
@@ -316,14 +317,13 @@ def scorer(name: str, model, embed_inputs: tuple, device: torch.device):
     return model.score_users
 
 
-def build_prior(prep: Prepared, ease=None):
+def build_prior(prep: Prepared, ease: EASE | float | bool | None = None):
     """KG path scores over the training split: co-interaction, text, the graph's category/brand edges and,
     up to ``EASE.MAX_ITEMS`` products, EASE^R's item-item weights. ``ease``: an :class:`EASE` already
     fitted on ``prep``'s training split (the run's baseline, reused), or the L2 weight to fit it with (the
     refit, with what validation chose), or None: its weight is chosen on ``prep``'s validation split;
     False leaves the relation out. The prior's ``ease_lambda`` is the weight used (None without it:
     left out, or a catalog too large for EASE^R)."""
-    from kgrec.models.baselines import EASE
     from kgrec.models.paths import PathPrior
 
     edges = {}
@@ -452,7 +452,7 @@ def _train(
     results: dict = {}
     per_user: dict[str, dict] = {}  # model → its test users and their NDCG@10 (test_per_user.npz)
     main_model, main_inputs, main_info, main_score, hybrid = None, (), {}, None, None
-    fitted: dict[str, object] = {}  # the models fitted on prep's training split, by name
+    ease = None  # the EASE^R baseline, when the run trains one: the ease path relation reuses it
     for name in names:
         if not main and name not in TRAINED_MODELS:
             continue  # nothing to share: rank 0 fits it alone
@@ -462,9 +462,10 @@ def _train(
         if not main:
             continue
         score = scorer(name, model, inputs, device)
-        fitted[name] = model
         if name == cfg.model:
             main_score = score
+        if isinstance(model, EASE):
+            ease = model
         val = evaluate_ranking(score, prep.val_index, [prep.train_index])
         test = evaluate_ranking(score, prep.test_index, [prep.train_index, prep.val_index],
                                 per_user=per_user.setdefault(name, {}))
@@ -485,7 +486,7 @@ def _train(
             f"recall@10 {test.get('recall@10', float('nan')):.4f}  ({info['train_seconds']:.1f}s)",
         )
     if main and cfg.paths and cfg.model in GNN_MODELS:  # after the baselines: EASE^R's fit is reused
-        hybrid = _add_paths(cfg, prep, cfg.model, main_score, results, per_user, ease=fitted.get("ease"))
+        hybrid = _add_paths(cfg, prep, cfg.model, main_score, results, per_user, ease=ease)
     if "temperature" in main_info:  # what validation chose is what the run is, and what it saves
         cfg = replace(cfg, optim=replace(cfg.optim, temperature=(main_info["temperature"],)))
     served_prep, served_model, served_inputs, served_hybrid = prep, main_model, main_inputs, hybrid
@@ -576,7 +577,8 @@ def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.d
     return prep_all, model, inputs, served_hybrid
 
 
-def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict, ease=None):
+def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict,
+               ease: EASE | None = None):
     """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
     that shows what the GNN adds), their per-user test NDCG@10 into ``per_user``. ``ease``: the run's
     EASE^R baseline, whose weights the ``ease`` path reuses. Returns the fitted hybrid, which the
