@@ -32,8 +32,9 @@ RELATIONS = ("co_interacted", "text", "category", "brand", "ease")
 # the ``k`` largest weights into each product i
 ITEM_ITEM = ("co_interacted", "ease")
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-# memory for the weight search's cached terms: at 16,484 validation users × 5,447 products the five
-# terms take 1.8 GB, and the search's ~50 rankings then cost about one (benchmarks/midsize.py)
+# memory for the weight search's cached terms: at 16,484 validation users × 5,447 products the GNN's and
+# five relations' terms would take 2.2 GB, but only the users the search ranks are kept (5,332 with the
+# GNN: 0.7 GB), and the search's ~50 rankings then cost about one uncached (benchmarks/midsize.py)
 FIT_CACHE_BYTES = 2 << 30
 # bootstrap resamples of the validation users in the weight search, whose weights are averaged (bagging)
 BAG_REPLICATES = 16
