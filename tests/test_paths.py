@@ -227,3 +227,20 @@ def test_the_run_reuses_its_ease_baseline_for_the_path_and_refits_it_with_that_l
     assert fits == [(None, True)] + ([(chosen, False)] if weighted else [])
     rec = Recommender.load(tmp_path)
     assert ("ease" in rec.hybrid.prior.parts) == weighted  # a relation of weight 0 is not fitted again
+
+
+def test_a_catalog_too_large_for_ease_gets_the_other_relations(small_demo, monkeypatch):
+    """Above ``EASE.MAX_ITEMS`` products the ``ease`` relation is left out, not an error; ``False`` leaves
+    it out at any size, and a given λ is used without a validation search."""
+    from kgrec.config import TrainConfig
+    from kgrec.models.baselines import EASE
+    from kgrec.train.pipeline import build_prior, prepare
+
+    prep = prepare(TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, text=False, sentiment=False), small_demo)
+    assert set(build_prior(prep, False).parts) == {"co_interacted", "category", "brand"}
+    fixed = build_prior(prep, 7.0)
+    assert "ease" in fixed.parts and fixed.ease_lambda == 7.0
+    monkeypatch.setattr(EASE, "MAX_ITEMS", prep.train_index.n_items - 1)
+    prior = build_prior(prep)
+    assert "ease" not in prior.parts and prior.ease_lambda is None
+    assert {"co_interacted", "category", "brand"} <= set(prior.parts)
