@@ -70,9 +70,13 @@ def strongest_into(weights: Tensor, k: int) -> Tensor:
     top, src = weights.T.topk(min(k, n), dim=1)  # [I, k]: into each i, its strongest sources j
     keep = top > 0
     dst = torch.arange(n)[:, None].expand_as(src)
+    return _item_item(dst[keep], src[keep], top[keep].float(), n)
+
+
+def _item_item(dst: Tensor, src: Tensor, weight: Tensor, n: int) -> Tensor:
+    """``[n, n]`` CSR ``m`` with ``m[dst, src] = weight`` (``[E]`` each): the weight of the path src → dst."""
     return (
-        torch.sparse_coo_tensor(torch.stack([dst[keep], src[keep]]), top[keep].float(), (n, n),
-                                check_invariants=False)
+        torch.sparse_coo_tensor(torch.stack([dst, src]), weight, (n, n), check_invariants=False)
         .coalesce()
         .to_sparse_csr()
     )
@@ -152,11 +156,7 @@ class PathPrior:
         n = history.n_items
         knn = ItemKNN(history.n_users, n, neighbours=neighbours).fit(history)
         nbr, item, val = knn.top_neighbours(neighbours)
-        co = (
-            torch.sparse_coo_tensor(torch.stack([item, nbr]), val, (n, n), check_invariants=False)
-            .coalesce()
-            .to_sparse_csr()
-        )
+        co = _item_item(item, nbr, val, n)
         text = torch.nn.functional.normalize(text.float(), dim=1) if text is not None and text.shape[1] else None
         inc = {k: _incidence(*edges[k], n) for k in ("category", "brand") if k in edges and edges[k][0].numel()}
         learned = strongest_into(ease, neighbours) if ease is not None else None
