@@ -21,14 +21,13 @@ import statistics
 from pathlib import Path
 
 import torch
+from blend_weights import SWEEPS, nested_cv
 
 from bench_report import markdown_table, save
 from kgrec.config import TrainConfig
-from kgrec.models.paths import BAG_REPLICATES, FIT_CACHE_BYTES, HybridScorer, PathPrior, _Landscape, _mean_weights
+from kgrec.models.paths import BAG_REPLICATES, FIT_CACHE_BYTES, HybridScorer, PathPrior, _Landscape
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.pipeline import prepare
-
-SWEEPS = 2
 
 
 def load_run(run_dir: Path):
@@ -64,21 +63,15 @@ def one_run(run_dir: Path, drop: list[str], repeats: int, replicates: int, seed:
         lands[label] = _Landscape(hybrid, list(fit["weights"]), val, [train], FIT_CACHE_BYTES)
         hybrid.weights = dict(fit["weights"])
         rows[label] = {"weights": fit["weights"], "val": fit["val_ndcg@10"],
-                       "test": evaluate_ranking(hybrid, test, [train, val])["ndcg@10"], "folds": []}
-    first = next(iter(lands.values()))
-    n, gnn_folds = first.n_users, []
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(repeats):
-        perm = torch.randperm(n, generator=gen)
-        for fit_on, score_on in ((perm[: n // 2], perm[n // 2:]), (perm[n // 2:], perm[: n // 2])):
-            fold_seed = int(torch.randint(0, 2**31, (1,), generator=gen))
-            for label, land in lands.items():  # the same resamples of the same half for every set
-                chosen = land.resampled(fit_on, replicates, SWEEPS, torch.Generator().manual_seed(fold_seed))
-                w = _mean_weights(chosen, land.names)
-                rows[label]["folds"].append(float(land.per_user(w)[score_on].mean()))
-            gnn_folds.append(float(first.per_user({r: 0.0 for r in first.names})[score_on].mean()))
-    for r in rows.values():
-        r["nested_cv"] = statistics.fmean(r["folds"])
+                       "test": evaluate_ranking(hybrid, test, [train, val])["ndcg@10"]}
+    # blend_weights' nested CV on each set: the same seed draws the same halves and resamples for every set
+    # (the draws depend only on the number of validation users)
+    folds = {label: nested_cv(land, repeats, replicates, seed) for label, land in lands.items()}
+    for label in rows:
+        rows[label]["folds"] = folds[label]["bagged mean"]
+        rows[label]["nested_cv"] = statistics.fmean(rows[label]["folds"])
+    gnn_folds = next(iter(folds.values()))["GNN alone"]
+    n = next(iter(lands.values())).n_users
     return {"val_users": n, "rows": rows, "gnn_nested_cv": statistics.fmean(gnn_folds)}
 
 
