@@ -87,12 +87,8 @@ def main() -> None:
                             f"loss {info['curve'][-1]['loss']:.3f}")
     U, I = stages.run("embed every node (eval mode)", lambda: embeddings(model, inputs, device),
                       lambda ui: f"{ui[0].shape[0]:,} users, {ui[1].shape[0]:,} products")
-    gen = torch.Generator().manual_seed(0)
-    users = torch.unique(prep.val_index.users)
-    users = users[torch.randperm(users.numel(), generator=gen)[: args.eval_users]]
-    keep = torch.isin(prep.val_index.users, users)
-    sample = UserItems(prep.val_index.users[keep], prep.val_index.items[keep], prep.val_index.n_users,
-                       prep.val_index.n_items)
+    sample = prep.val_index.sample_users(args.eval_users)
+    users = torch.unique(sample.users)  # the first 1,000 are also the serving row's users
     stages.run(f"evaluate on {users.numel():,} validation users (full ranking)",
                lambda: evaluate_ranking(lambda u: U[u] @ I.T, sample, [prep.train_index]),
                lambda m: f"NDCG@10 {m['ndcg@10']:.4f} after one epoch")

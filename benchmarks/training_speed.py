@@ -53,16 +53,6 @@ class _Limited:
             yield b
 
 
-def sample_users(targets: UserItems, n: int, seed: int = 0) -> UserItems:
-    """The pairs of ``n`` randomly chosen users of ``targets`` (all of them when it has at most ``n``)."""
-    users = torch.unique(targets.users)
-    if users.numel() <= n:
-        return targets
-    keep = users[torch.randperm(users.numel(), generator=torch.Generator().manual_seed(seed))[:n]]
-    mask = torch.isin(targets.users, keep)
-    return UserItems(targets.users[mask], targets.items[mask], targets.n_users, targets.n_items)
-
-
 def measure(prep, name: str, device: torch.device, cfg: TrainConfig, val: UserItems) -> dict:
     reset_peak_rss()
     if device.type == "cuda":
@@ -154,7 +144,7 @@ def main() -> None:
             optim=OptimConfig(batch_size=args.batch_size),
         )
         prep = prepare(base, catalog)
-        val = sample_users(prep.val_index, args.val_users)
+        val = prep.val_index.sample_users(args.val_users)
         n_edges, n_int = int(prep.data.num_edges), len(catalog.interactions)
         print(
             f"scale {scale:g}: {n_int:,} interactions, {n_edges:,} message-passing edges, "

@@ -174,3 +174,40 @@ def test_history_rows_times_a_matrix_equal_the_dense_product():
     users = torch.tensor([2, 1, 0, 2, 3])
     torch.testing.assert_close(hist.times(users, w), hist.dense(users) @ w)
     assert hist.times(users[1:2], w).abs().sum() == 0
+
+
+def test_a_user_sample_keeps_every_item_of_the_users_it_draws():
+    g = torch.Generator().manual_seed(0)
+    targets = UserItems(torch.randint(0, 200, (600,), generator=g), torch.randint(0, 50, (600,), generator=g), 200, 50)
+    users = torch.unique(targets.users)
+    sample = targets.sample_users(40, seed=3)
+    kept = torch.unique(sample.users)
+    assert kept.numel() == 40 and torch.isin(kept, users).all()
+    mask = torch.isin(targets.users, kept)  # every pair of a drawn user, and no other
+    assert torch.equal(sample.users, targets.users[mask]) and torch.equal(sample.items, targets.items[mask])
+    assert torch.equal(targets.sample_users(40, seed=3).users, sample.users)  # the same draw for the seed
+    assert not torch.equal(torch.unique(targets.sample_users(40, seed=4).users), kept)
+    assert targets.sample_users(users.numel()) is targets and targets.sample_users(0) is targets
+
+
+def test_choices_are_made_on_a_sample_of_validation_users_and_reported_on_all(small_demo, tmp_path):
+    """--selection-users: training's validation and the path weights rank the sample; metrics.json's
+    validation rows rank every validation user."""
+    from dataclasses import replace
+
+    from kgrec.config import OptimConfig, TrainConfig
+    from kgrec.train.pipeline import prepare, run_training
+
+    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, baselines=("ease",),
+                      refit=False, selection_users=20, out=str(tmp_path),
+                      optim=OptimConfig(epochs=2, batch_size=512, negatives=16, patience=2))
+    prep = prepare(cfg, small_demo)
+    n_val = torch.unique(prep.val_index.users).numel()
+    assert n_val > 20 and torch.unique(prep.val_select.users).numel() == 20
+    models = run_training(cfg, small_demo)["models"]
+    assert models["rgcn+paths"]["weight_search"]["val_users"] == 20
+    assert models["rgcn"]["val"]["users"] == models["ease"]["val"]["users"] == n_val
+    assert models["ease"]["selection"]  # λ chosen on the sample: a different sample, another trace
+    every = run_training(replace(cfg, selection_users=0, out=str(tmp_path / "all")), small_demo)["models"]
+    assert every["rgcn+paths"]["weight_search"]["val_users"] == n_val
+    assert every["ease"]["selection"] != models["ease"]["selection"]

@@ -61,5 +61,15 @@ class UserItems:
                                        (self.n_users, self.n_items), is_coalesced=True,
                                        check_invariants=False)
 
+    def sample_users(self, n: int, seed: int = 0) -> UserItems:
+        """The pairs of ``n`` of this index's users, drawn uniformly without replacement (the same draw for
+        the same ``seed``), with all their items; ``self`` when it has at most ``n`` users or ``n`` is 0."""
+        users = torch.unique(self.users)
+        if n <= 0 or users.numel() <= n:
+            return self
+        keep = users[torch.randperm(users.numel(), generator=torch.Generator().manual_seed(seed))[:n]]
+        mask = torch.isin(self.users, keep)
+        return UserItems(self.users[mask], self.items[mask], self.n_users, self.n_items)
+
     def of(self, user: int) -> Tensor:
         return self.items[self.crow[user]:self.crow[user + 1]]

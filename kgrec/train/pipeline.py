@@ -65,6 +65,7 @@ class Prepared:
     train_times: torch.Tensor  # [len(train_index)] epoch seconds of train_index's pairs (NaN where unknown)
     train_index: UserItems
     val_index: UserItems
+    val_select: UserItems  # what choices are made on: val_index's pairs of at most cfg.selection_users users
     test_index: UserItems
     item_category: torch.Tensor
     split_summary: dict
@@ -96,6 +97,7 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
 
     nu, ni = len(users), len(items)
     tu, ti = idx(split.train_pairs)
+    val = UserItems(*idx(split.val_pairs), nu, ni)
     cat_of = catalog.product_categories.drop_duplicates("product_id")
     cat_codes = pd.Index(catalog.categories["category_id"])
     item_category = torch.full((ni,), -1, dtype=torch.long)
@@ -103,6 +105,10 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
     item_category[torch.from_numpy(pos)] = torch.from_numpy(
         cat_codes.get_indexer(cat_of["category_id"]).astype(np.int64)
     )
+    select = val.sample_users(cfg.selection_users, cfg.seed)
+    if select is not val:
+        _log(cfg, f"choices on validation rank {torch.unique(select.users).numel():,} of its "
+                  f"{torch.unique(val.users).numel():,} users (--selection-users)")
     return Prepared(
         catalog,
         data,
@@ -112,7 +118,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
         UserItems(tu, ti, nu, ni).align(tu, ti, torch.tensor(split.train_pairs["timestamp"].astype("float64")
                                                               .to_numpy())),
         UserItems(tu, ti, nu, ni),
-        UserItems(*idx(split.val_pairs), nu, ni),
+        val,
+        select,
         UserItems(*idx(split.test_pairs), nu, ni),
         item_category,
         split.summary(),
@@ -215,7 +222,7 @@ class _Fit:
                 model.lam = selected["lambda"]
             if selected is not None and "half_life_days" in selected:
                 model.half_life = selected["half_life_days"]
-            model.fit(prep.train_index, prep.val_index if selected is None else None, times=prep.train_times)
+            model.fit(prep.train_index, prep.val_select if selected is None else None, times=prep.train_times)
             self.info = {"epochs": 0}
             if getattr(model, "lam", None) is not None:
                 self.info.update({"lambda": model.lam, "selection": model.selection})
@@ -250,7 +257,7 @@ class _Fit:
             self.inputs,
             prep.train_users,
             prep.train_items,
-            prep.val_index,
+            prep.val_select,
             [prep.train_index],
             prep.train_index.n_items,
             prep.item_category,
@@ -335,7 +342,7 @@ def build_prior(prep: Prepared, ease: EASE | float | bool | None = None):
     n_users, n_items = prep.train_index.n_users, prep.train_index.n_items
     fitted = ease if isinstance(ease, EASE) else None
     if fitted is None and ease is not False and n_items <= EASE.MAX_ITEMS and len(prep.train_index):
-        fitted = EASE(n_users, n_items, lam=ease).fit(prep.train_index, prep.val_index if ease is None else None)
+        fitted = EASE(n_users, n_items, lam=ease).fit(prep.train_index, prep.val_select if ease is None else None)
     prior = PathPrior.build(prep.train_index, prep.product_text, edges, ease=fitted.B if fitted else None)
     prior.ease_lambda = fitted.lam if fitted else None
     return prior
@@ -378,6 +385,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
     if not isinstance(cfg.recent_products, int) or cfg.recent_products < 0:
         raise ValueError(f"recent_products must be a whole number of products, 0 or more, not {cfg.recent_products!r}")
+    if not isinstance(cfg.selection_users, int) or cfg.selection_users < 0:
+        raise ValueError(f"selection_users must be a whole number of users, 0 (all) or more, "
+                         f"not {cfg.selection_users!r}")
     if cfg.relations is not None:
         names = {e.name for e in load_schema().edges.values() if not e.target}
         unknown = sorted(set(cfg.relations) - names)
@@ -592,7 +602,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
     for row, base in ((f"{name}+paths", score), ("paths", None)):
         t0 = time.perf_counter()  # each row: building the path matrices + its own weight search
         hybrid = HybridScorer(base, prior, {})
-        fit = hybrid.fit(prep.val_index, [prep.train_index])
+        fit = hybrid.fit(prep.val_select, [prep.train_index])
         rows[row] = hybrid
         results[row] = {
             "val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
