@@ -48,6 +48,9 @@ def main() -> None:
                     help="size of the demo shop (65 ≈ 1.1M interactions); its table is named 'demo@SCALE' unless 1")
     ap.add_argument("--baselines", default=",".join(TrainConfig().baselines),
                     help="baselines trained with the first GNN of each seed (default: kgrec's); '' for none")
+    ap.add_argument("--batch-size", type=int,
+                    help="training pairs per GNN step (default: train.py's; see its --max-steps); 65536 is the "
+                         "1.1M row of training_speed.py")
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument(
         "--neighbours",
@@ -80,14 +83,18 @@ def main() -> None:
             from kgrec.train.sampling import parse_fanout, require_neighbour_sampler
 
             require_neighbour_sampler()
-            optim = dataclasses.replace(TrainConfig().optim, neighbours=parse_fanout(args.neighbours))
+            optim = dataclasses.replace(TrainConfig().optim, neighbours=parse_fanout(args.neighbours),
+                                        **({"batch_size": args.batch_size} if args.batch_size else {}))
             runs.append(("rgcn-sampled", {"optim": optim}, False))
+        base = TrainConfig()
+        if args.batch_size:
+            base = dataclasses.replace(base, optim=dataclasses.replace(base.optim, batch_size=args.batch_size))
         for seed in seeds:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
                 baselines = tuple(b for b in args.baselines.split(",") if b) if (with_baselines and i == 0) else ()
                 cfg = dataclasses.replace(
-                    TrainConfig(),
+                    base,
                     data=str(source),
                     scale=scale,
                     model=model,
@@ -193,7 +200,7 @@ def _paired_markdown(paired: dict | None) -> str:
 # the settings that decide a run's metrics (not where it is written or how much it prints)
 SAME_RUN_KEYS = ("data", "format", "mapping", "scale", "locale", "model", "baselines", "split", "seed", "text",
                  "sentiment", "sentiment_method", "relations", "min_support", "recent_products", "id_embeddings",
-                 "hidden", "layers", "dropout", "paths", "refit", "optim")
+                 "hidden", "layers", "dropout", "paths", "refit", "selection_users", "optim")
 
 
 def _reusable(cfg: TrainConfig) -> dict | None:
