@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_report import REPO, dataset_source, markdown_table, save
-from kgrec.config import BASELINES, TrainConfig
+from kgrec.config import BASELINES, TrainConfig, add_train_arguments, config_from_args
 from kgrec.train.pipeline import PER_USER_FILE, load_per_user, run_training
 
 # the table's column order (kgrec.config.METRICS has them all)
@@ -48,9 +49,9 @@ def main() -> None:
                     help="size of the demo shop (65 ≈ 1.1M interactions); its table is named 'demo@SCALE' unless 1")
     ap.add_argument("--baselines", default=",".join(TrainConfig().baselines),
                     help="baselines trained with the first GNN of each seed (default: kgrec's); '' for none")
-    ap.add_argument("--batch-size", type=int,
-                    help="training pairs per GNN step (default: train.py's; see its --max-steps); 65536 is the "
-                         "1.1M row of training_speed.py")
+    ap.add_argument("--train-flags", default="",
+                    help="train.py flags for every run, in one quoted string (e.g. '--temperature 0.4'); the "
+                         "benchmark's own settings (data, model, baselines, seed, refit off, ...) still apply")
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument(
         "--neighbours",
@@ -65,6 +66,9 @@ def main() -> None:
                          "training again (to resume a long run; the code version that wrote it is not checked)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    flags = argparse.ArgumentParser(prog="--train-flags", add_help=False)
+    add_train_arguments(flags)
+    base = config_from_args(flags.parse_args(shlex.split(args.train_flags)))
     results: dict = {}
     paired: dict = {}
     for ds in args.datasets.split(","):
@@ -83,12 +87,8 @@ def main() -> None:
             from kgrec.train.sampling import parse_fanout, require_neighbour_sampler
 
             require_neighbour_sampler()
-            optim = dataclasses.replace(TrainConfig().optim, neighbours=parse_fanout(args.neighbours),
-                                        **({"batch_size": args.batch_size} if args.batch_size else {}))
+            optim = dataclasses.replace(base.optim, neighbours=parse_fanout(args.neighbours))
             runs.append(("rgcn-sampled", {"optim": optim}, False))
-        base = TrainConfig()
-        if args.batch_size:
-            base = dataclasses.replace(base, optim=dataclasses.replace(base.optim, batch_size=args.batch_size))
         for seed in seeds:
             for i, (name, over, with_baselines) in enumerate(runs):
                 model = name.split("-")[0]
