@@ -135,7 +135,7 @@ def _served(name: str, score, prep) -> dict:
     if name in ("ease", "lightgcn"):
         return dict.fromkeys(SERVED, "")
     hybrid = HybridScorer(score, build_prior(prep), {})
-    fit = hybrid.fit(prep.val_index, [prep.train_index])
+    fit = hybrid.fit(prep.val_select, [prep.train_index])  # as the pipeline chooses its weights
     test = evaluate_ranking(hybrid, prep.test_index, [prep.train_index, prep.val_index]).get("ndcg@10")
     return {SERVED[0]: round(fit["val_ndcg@10"], 4), SERVED[1]: round(test, 4) if test is not None else ""}
 

@@ -107,8 +107,8 @@ def prepare(cfg: TrainConfig, catalog: Catalog | None = None, split: str | None 
     )
     select = val.sample_users(cfg.selection_users, cfg.seed)
     if select is not val:
-        _log(cfg, f"choices on validation rank {torch.unique(select.users).numel():,} of its "
-                  f"{torch.unique(val.users).numel():,} users (--selection-users)")
+        _log(cfg, f"choices on validation rank {cfg.selection_users:,} of its {torch.unique(val.users).numel():,} "
+                  f"users (--selection-users)")
     return Prepared(
         catalog,
         data,
