@@ -26,9 +26,9 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from quality import DATASETS, LABELS, paired_interval
+from quality import LABELS, paired_interval
 
-from bench_report import markdown_table, save
+from bench_report import dataset_source, markdown_table, save
 from kgrec.config import GNN_MODELS, TRAINED_MODELS, TrainConfig
 from kgrec.data.split import WITH_VAL
 from kgrec.models.paths import HybridScorer
@@ -78,7 +78,7 @@ def run_seed(cfg: TrainConfig, models: list[str], device: torch.device) -> dict[
         weights = None
         if name in GNN_MODELS and cfg.paths:
             hybrid = HybridScorer(score, build_prior(prep), {})
-            weights = hybrid.fit(prep.val_index, [prep.train_index])["weights"]
+            weights = hybrid.fit(prep.val_select, [prep.train_index])["weights"]  # as the pipeline does
             record("held out", f"{name}+paths", hybrid, *held)
         score_h = _score_with_history(name, model, inputs, prep_hist, device)
         record("in history", name, score_h, *later)
@@ -110,10 +110,13 @@ def main() -> None:
     device = torch.device("cpu")
     data, sections = {}, []
     for ds in args.datasets.split(","):
+        source = dataset_source(ds)
+        if source is None:
+            continue
         runs = []
         for seed in seeds:
             print(f"{ds} seed {seed}", flush=True)
-            cfg = replace(TrainConfig(), data=str(DATASETS[ds]), seed=seed, quiet=True, refit=False)
+            cfg = replace(TrainConfig(), data=source, seed=seed, quiet=True, refit=False)
             runs.append(run_seed(cfg, models, device))
         rows = list(runs[0]["held out"])
         table = {p: {r: float(np.mean([run[p][r]["ndcg@10"] for run in runs])) for r in rows} for p in PROTOCOLS}

@@ -10,9 +10,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from quality import DATASETS
-
-from bench_report import markdown_table, save
+from bench_report import dataset_source, markdown_table, save
 from kgrec.config import TrainConfig
 from kgrec.train.pipeline import load_source, run_training
 from kgrec.train.tune import tune, tuned_config
@@ -28,8 +26,11 @@ def main() -> None:
     args = ap.parse_args()
     rows, table = [], []
     for ds in args.datasets.split(","):
+        source = dataset_source(ds)
+        if source is None:
+            continue
         for seed in (int(s) for s in args.seeds.split(",")):
-            base = TrainConfig(data=str(DATASETS[ds]), seed=seed, quiet=True, refit=False, baselines=("ease",),
+            base = TrainConfig(data=source, seed=seed, quiet=True, refit=False, baselines=("ease",),
                                out=f"{args.runs}/{ds}/default/{seed}")
             catalog = load_source(base)
             t0 = time.perf_counter()
