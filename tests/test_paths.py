@@ -163,6 +163,33 @@ def test_the_weight_search_gives_the_same_weights_and_trace_with_and_without_its
     assert len(fits[0]["trace"]) > 1  # the search moved at least once: the comparison is not vacuous
 
 
+def test_past_its_memory_bound_the_weight_search_ranks_a_uniform_sample_of_the_validation_users():
+    from kgrec.models.paths import _TermCache
+
+    hist, val, prior, (U, I) = _random_shop(3, n_users=900, n_items=300)
+    base = lambda users: U[users] @ I.T  # noqa: E731
+    names = ["co_interacted", "text", "category", "brand", "ease"]
+    everyone = HybridScorer(base, prior, {}).fit(val, [hist], replicates=2)
+    assert everyone["searched_users"] == everyone["val_users"] == 900 and everyone["sample"].numel() == 900
+    per_user = _TermCache.bytes_per_user(HybridScorer(base, prior, {}), names)
+    fits = []
+    for seed in (0, 0, 1):
+        fits.append(HybridScorer(base, prior, {}).fit(val, [hist], replicates=2, seed=seed,
+                                                      search_bytes=200 * per_user))
+    small = fits[0]
+    assert small["val_users"] == 900 and small["ranked_users"] == 200  # exactly as many as fit
+    assert 200 <= small["searched_users"] == small["sample"].numel() < 900
+    assert torch.equal(fits[1]["sample"], small["sample"])  # seeded
+    assert not torch.equal(fits[2]["sample"], small["sample"])
+    # the same search as one given only the sampled users' validation items
+    keep = torch.isin(val.users, small["sample"])
+    sub = UserItems(val.users[keep], val.items[keep], val.n_users, val.n_items)
+    direct = HybridScorer(base, prior, {}).fit(sub, [hist], replicates=2, seed=0)
+    assert direct["searched_users"] == small["searched_users"]
+    assert direct["weights"] == small["weights"] and direct["trace"] == small["trace"]
+    assert len(small["trace"]) > 1  # the search moved: the comparison is not vacuous
+
+
 @pytest.mark.parametrize("with_gnn", [True, False])
 def test_users_out_of_reach_are_not_ranked_and_every_users_ndcg_is_unchanged(with_gnn):
     from kgrec.models.paths import _Landscape, _within_reach

@@ -36,6 +36,10 @@ GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 # five relations' terms would take 2.2 GB, but only the users the search ranks are kept (5,332 with the
 # GNN: 0.7 GB), and the search's ~50 rankings then cost about one uncached (benchmarks/midsize.py)
 FIT_CACHE_BYTES = 2 << 30
+# memory bound on the terms of the users the weight search ranks: past it the search ranks a uniform
+# random sample of the validation users whose ranked users' terms fit. At the 1M-interaction demo shop's
+# 21,778 products, 10,000 users' terms take 5.2 GB; uncached, the search took over 15 minutes there
+SEARCH_BYTES = 2 << 30
 # bootstrap resamples of the validation users in the weight search, whose weights are averaged (bagging)
 BAG_REPLICATES = 16
 # memory for one batch of the check of which validation users the search must rank (_within_reach):
@@ -423,7 +427,8 @@ class HybridScorer:
         return self.prior.support(user, [r for r in self._used() if r != "text"], n)
 
     def fit(self, val: UserItems, exclude: list[UserItems], sweeps: int = 2,
-            cache_bytes: int = FIT_CACHE_BYTES, replicates: int = BAG_REPLICATES, seed: int = 0) -> dict:
+            cache_bytes: int = FIT_CACHE_BYTES, replicates: int = BAG_REPLICATES, seed: int = 0,
+            search_bytes: int = SEARCH_BYTES) -> dict:
         """Choose the weights on validation NDCG@10: coordinate ascent over :data:`GRID`, bagged.
 
         The ascent (from every weight 0, each relation in turn, the best grid value kept, ``sweeps``
@@ -434,21 +439,28 @@ class HybridScorer:
         that item-kNN on its own shows to be worth +0.05 NDCG@10 on purchases held out of the export.
         ``replicates=0``, or a validation split without users, serves the plain ascent's weights.
 
-        Returns ``{"weights", "val_ndcg@10"`` (of those weights)``, "ascent"`` (the plain ascent's
-        weights)``, "replicates"`` (each resample's weights)``, "trace"`` (the plain ascent's steps)``,
-        "val_users", "ranked_users"`` (those whose ranking can change, :func:`_within_reach`)``}``.
+        Returns ``{"weights", "val_ndcg@10"`` (of those weights, on the searched users)``, "ascent"`` (the
+        plain ascent's weights)``, "replicates"`` (each resample's weights)``, "trace"`` (the plain ascent's
+        steps)``, "val_users", "searched_users"`` (the users the search stands for: all of them, or the
+        sample below)``, "ranked_users"`` (those whose ranking can change, :func:`_within_reach`)``,
+        "sample"`` (the searched users' ids ``[n]``)``}``.
         Each ranking of the validation users is computed once per weight vector (:class:`_Landscape`);
         the z-scored terms of the first ``cache_bytes`` worth of users are reused (:class:`_TermCache`),
-        with the same result as computing them every time."""
+        with the same result as computing them every time. When the ranked users' terms would take more
+        than ``search_bytes``, the search runs on a uniform random sample of the validation users (seeded
+        by ``seed``) whose ranked users' terms fit, so that every ranking comes from the cache when
+        ``cache_bytes >= search_bytes``."""
         names = [n for n in RELATIONS if n in self.prior.parts]
-        landscape = _Landscape(self, names, val, exclude, cache_bytes)
+        landscape = _Landscape(self, names, val, exclude, cache_bytes, search_bytes,
+                               torch.Generator().manual_seed(seed))
         trace: list[dict] = []
         ascent = landscape.ascent(None, sweeps, trace)
         chosen = landscape.resampled(None, replicates, sweeps, torch.Generator().manual_seed(seed))
         self.weights = _mean_weights(chosen, names) if chosen else dict(ascent)
         return {"weights": dict(self.weights), "val_ndcg@10": landscape.mean(self.weights), "ascent": ascent,
-                "replicates": chosen, "trace": trace, "val_users": landscape.n_users,
-                "ranked_users": int(landscape.ranked.numel())}
+                "replicates": chosen, "trace": trace, "val_users": landscape.all_users,
+                "searched_users": landscape.n_users, "ranked_users": int(landscape.ranked.numel()),
+                "sample": landscape.users}
 
 
 def _mean_weights(chosen: list[dict[str, float]], names: list[str]) -> dict[str, float]:
@@ -458,16 +470,28 @@ def _mean_weights(chosen: list[dict[str, float]], names: list[str]) -> dict[str,
 class _Landscape:
     """Per-user validation NDCG@10 of a :class:`HybridScorer` under weight vectors, each computed once: the
     bagged weight search ranks the same vectors for many resamples of the users. Only the users within
-    reach of a top 10 (:func:`_within_reach`) are ranked; the others' NDCG@10 is 0 under every vector."""
+    reach of a top 10 (:func:`_within_reach`) are ranked; the others' NDCG@10 is 0 under every vector.
+
+    When the ranked users' terms (:class:`_TermCache`'s bytes) would pass ``search_bytes``, the users
+    are a random prefix of a permutation of the validation users (``gen``), the shortest one that holds
+    as many ranked users as fit: a uniform sample of the validation users, of which those out of reach
+    still count as 0, so the mean estimates the full one without bias."""
 
     def __init__(self, scorer: HybridScorer, names: list[str], val: UserItems, exclude: list[UserItems],
-                 cache_bytes: int):
+                 cache_bytes: int, search_bytes: int | None = None, gen: torch.Generator | None = None):
         self.scorer, self.names, self.exclude = scorer, names, exclude
         self.score = _TermCache(scorer, names, cache_bytes)
         self.seen: dict[tuple[float, ...], tuple[float, Tensor]] = {}
         users = torch.unique(val.users)
-        self.n_users = users.numel()
+        self.all_users = users.numel()
         reach = _within_reach(scorer, names, val, exclude, users)  # [n]
+        fits = max(1, (search_bytes or 0) // _TermCache.bytes_per_user(scorer, names))
+        if search_bytes is not None and int(reach.sum()) > fits:
+            order = torch.randperm(users.numel(), generator=gen)
+            cut = int(torch.nonzero(reach[order].cumsum(0) == fits)[0]) + 1  # the prefix with `fits` ranked
+            pick = order[:cut].sort().values
+            users, reach = users[pick], reach[pick]
+        self.users, self.n_users = users, users.numel()
         self.ranked = reach.nonzero().squeeze(1)  # positions of the users that are ranked at all
         keep = torch.isin(val.users, users[self.ranked])
         self.val = UserItems(val.users[keep], val.items[keep], val.n_users, val.n_items)
@@ -592,11 +616,16 @@ class _TermCache:
         self.kept: dict[tuple[int, int, int], dict[str, Tensor]] = {}
         self.used_bytes = 0
 
+    @staticmethod
+    def bytes_per_user(scorer: HybridScorer, names: list[str]) -> int:
+        """What one user's kept terms take: a float32 row per relation and one for the GNN."""
+        return scorer.prior.history.n_items * 4 * (len(names) + 1)
+
     def __call__(self, users: Tensor) -> Tensor:
         key = (int(users[0]), int(users[-1]), users.numel()) if users.numel() else (0, 0, 0)
         terms = self.kept.get(key)
         if terms is None:
-            size = users.numel() * self.scorer.prior.history.n_items * 4 * (len(self.names) + 1)
+            size = users.numel() * self.bytes_per_user(self.scorer, self.names)
             if self.used_bytes + size > self.budget:
                 return self.scorer(users)
             terms = self.kept[key] = self.scorer._z_terms(users, self.names)

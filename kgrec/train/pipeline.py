@@ -615,7 +615,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
             - t0,
             "weights": fit["weights"],
             **({"ease_lambda": prior.ease_lambda} if prior.ease_lambda is not None else {}),
-            "weight_search": {k: fit[k] for k in ("val_users", "ranked_users")},
+            "weight_search": {k: fit[k] for k in ("val_users", "searched_users", "ranked_users")},
             "curve": [],
         }
         test = results[row]["test"]
