@@ -228,3 +228,43 @@ def test_a_significant_decline_stops_training_and_a_noisy_plateau_does_not(monke
     waited = run(plateau, 3.0)
     assert waited["stopped"] != "decline" and waited["epochs"] >= 12
     assert all(c["val_z"] > -3 for c in waited["curve"])
+
+
+def test_weight_averaging_validates_and_keeps_the_moving_average_of_each_epochs_weights(monkeypatch):
+    """With ``average=0.5`` validation sees, and the trainer keeps, ``a_1 = θ_1``,
+    ``a_e = 0.5 a_{e-1} + 0.5 θ_e`` of the epochs' own weights θ_e, which training itself continues from;
+    without validation the model ends on the average of its last epochs."""
+    from kgrec.config import OptimConfig
+    from kgrec.data.interactions import UserItems
+    from kgrec.train import loop
+
+    users, items = torch.arange(6) % 3, torch.arange(6) % 4
+    seen, scores = [], iter([0.1, 0.3, 0.2])
+
+    def evaluate(model, *args, **kwargs):
+        seen.append(model.u.detach().clone())
+        return {"ndcg@10": next(scores)}
+
+    monkeypatch.setattr(loop, "evaluate_embeddings", evaluate)
+    for validated in (True, False):
+        torch.manual_seed(0)
+        model = _Dot(3, 4)
+        val = UserItems(torch.tensor([0]), torch.tensor([1]), 3, 4) if validated else UserItems(
+            torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 3, 4)
+        cfg = OptimConfig(epochs=3, eval_every=1, patience=10, batch_size=6, negatives=4, temperature=(0.2,),
+                          precision="fp32", average=0.5, lr=0.1)
+        trainer = loop.EmbeddingTrainer(model, (), users, items, val, [], 4, None, cfg, 0, torch.device("cpu"))
+        own = []
+        for epoch in (1, 2, 3):
+            trainer.run(until=epoch)
+            own.append(model.u.detach().clone())
+        assert not torch.equal(own[1], own[2])  # training moved: the averages differ from the weights
+        averages = [own[0]]
+        for theta in own[1:]:
+            averages.append(0.5 * averages[-1] + 0.5 * theta)
+        info = trainer.finish()
+        if validated:
+            assert len(seen) == 3 and all(torch.allclose(s, a) for s, a in zip(seen, averages))
+            assert info["best_epoch"] == 2 and torch.allclose(model.u, averages[1])
+        else:
+            assert torch.allclose(model.u, averages[2])
