@@ -63,10 +63,6 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
                       replace(base, relations=tuple(r for r in KG_RELATIONS if r != "recently_chose"))),
         "recent1": ("recently_chose with each user's last product only", replace(base, recent_products=1)),
         "recent5": ("recently_chose with each user's last 5 products", replace(base, recent_products=5)),
-        **{f"avg{d:g}": (f"weights averaged over epochs (moving average, decay {d:g} per epoch)",
-                         replace(base, optim=replace(o, average=d))) for d in (0.5, 0.8, 0.9)},
-        "mask": ("each step's positive pairs left out of that step's message-passing graph",
-                 replace(base, optim=replace(o, mask_targets=True))),
     }
 
 

@@ -81,14 +81,6 @@ class OptimConfig:
     # one stops soon after its peak instead of waiting out the patience. 0 turns it off.
     decline_z: float = 3.0
     decline_evals: int = 3
-    # weight averaging: each epoch's final weights enter an exponential moving average with this decay per
-    # epoch (0.8: about the last 5 epochs), and validation, early stopping and the kept model use the
-    # average (Polyak averaging; 0: off, the last weights)
-    average: float = 0.0
-    # each step's positive (user, product) pairs are left out of that step's message-passing graph (every
-    # user–product relation, both directions), so the model learns to predict a link it cannot see
-    # (PyG's disjoint_train_ratio idea, per step); validation and serving use the whole graph
-    mask_targets: bool = False
     loss: str = "softmax"  # softmax over the negatives, or bpr
     # softmax temperature on cosine scores; with several, one GNN is trained per value and validation picks
     temperature: tuple[float, ...] = (0.15, 0.4)
@@ -261,10 +253,6 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
                                            "below its best (paired over users) at --decline-evals evaluations "
                                            "in a row (0: off)"),
     Flag("--decline-evals", "optim.decline_evals", "evaluations in a row that a significant decline must last"),
-    Flag("--average", "optim.average", "decay per epoch of an exponential moving average of the weights that "
-                                       "validation and the kept model use (0: off)"),
-    Flag("--mask-targets", "optim.mask_targets", "leave each step's positive pairs out of that step's "
-                                                 "message-passing graph"),
     Flag("--loss", "optim.loss", "softmax over the negatives, or BPR", LOSSES),
     Flag("--precision", "optim.precision", "training arithmetic: bf16 on CUDA and on CPUs with native bf16, "
                                            "float32 elsewhere (auto), or one of them everywhere", PRECISIONS),

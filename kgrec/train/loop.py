@@ -3,7 +3,6 @@ validation NDCG@10, bf16 where the hardware has it (``--precision``), determinis
 TensorBoard curves."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -349,7 +348,6 @@ class FullGraphBatches:
         gen: torch.Generator,
     ):
         self.inputs, self.users, self.items, self.cfg, self.gen = embed_inputs, train_users, train_items, cfg, gen
-        self.n_items = n_items
         self.sampler = NegativeSampler(n_items, item_category, cfg.hard_negative_ratio, gen)
 
     def __iter__(self):
@@ -367,29 +365,7 @@ class FullGraphBatches:
                 b = b[rank::world]
                 if not self.cfg.shared_negatives:
                     neg = neg[rank::world]
-            inputs = self.inputs
-            if self.cfg.mask_targets:
-                inputs = without_pairs(self.inputs, self.users[b], self.items[b], self.n_items)
-            yield Batch(inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
-
-
-def without_pairs(inputs: tuple, users: Tensor, items: Tensor, n_items: int,
-                  user_type: str = "user", item_type: str = "product") -> tuple:
-    """``(x_dict, edge_index_dict)`` with the pairs ``(users[k], items[k])`` (``[B]`` each) removed from every
-    relation between users and products, in both directions; other relations are the same tensors."""
-    x_dict, edge_index_dict = inputs[0], inputs[1]
-    keys = torch.unique(users * n_items + items)
-    out = {}
-    if edge_index_dict:
-        keys = keys.to(next(iter(edge_index_dict.values())).device)
-    for et, ei in edge_index_dict.items():
-        if (et[0], et[2]) == (user_type, item_type):
-            out[et] = ei[:, ~torch.isin(ei[0] * n_items + ei[1], keys)]
-        elif (et[0], et[2]) == (item_type, user_type):
-            out[et] = ei[:, ~torch.isin(ei[1] * n_items + ei[0], keys)]
-        else:
-            out[et] = ei
-    return (x_dict, out, *inputs[2:])
+            yield Batch(self.inputs, self.users[b], self.items[b], neg, b.numel() / size, size)
 
 
 class EmbeddingTrainer:
@@ -454,8 +430,6 @@ class EmbeddingTrainer:
         self.first_users: Tensor | None = None  # [n_val]
         self.risen = False
         self.seconds = 0.0
-        # [param] the weights' moving average (cfg.average), kept beside the model's own
-        self.average: list[Tensor] | None = None
         self.bar = None
         if progress and self.rank == 0:
             from tqdm.auto import tqdm
@@ -507,8 +481,6 @@ class EmbeddingTrainer:
                 dist.all_reduce(batch_loss)
             total += float(batch_loss) * batch.size
             seen += batch.size
-        if cfg.average > 0:
-            self._update_average()
         epoch_s = time.perf_counter() - t0
         if not self.validate:
             self.curve.append({"epoch": epoch, "loss": total / max(seen, 1), "epoch_seconds": epoch_s})
@@ -520,9 +492,8 @@ class EmbeddingTrainer:
         ndcg, z = 0.0, 0.0
         if self.rank == 0:
             per_user: dict[str, Tensor] = {}
-            with self._averaged():
-                ndcg = evaluate_embeddings(model, self.inputs, self.val_targets, self.val_exclude, device,
-                                           per_user).get("ndcg@10", 0.0)
+            ndcg = evaluate_embeddings(model, self.inputs, self.val_targets, self.val_exclude, device,
+                                       per_user).get("ndcg@10", 0.0)
             users_ndcg = per_user.get("ndcg@10")
             z = paired_z(users_ndcg, self.best_users) if self.best_users is not None else 0.0
         if self.world > 1:
@@ -538,8 +509,7 @@ class EmbeddingTrainer:
             self.bar.set_postfix(loss=f"{epoch_loss:.4f}", val_ndcg10=f"{ndcg:.4f}")
         if ndcg > self.best:
             self.best, self.best_epoch = ndcg, epoch
-            with self._averaged():
-                self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_state = copy.deepcopy(self.model.state_dict())
             if self.rank == 0 and users_ndcg is not None:
                 self.best_users = users_ndcg
                 self.first_users = users_ndcg if self.first_users is None else self.first_users
@@ -556,31 +526,6 @@ class EmbeddingTrainer:
             self.waited += cfg.eval_every
             if self.waited >= cfg.patience and not self.stopped:
                 self.stop_reason = "patience"
-
-    def _update_average(self) -> None:
-        """The moving average takes in this epoch's weights (the first epoch's start it)."""
-        params = [p.detach() for p in self.model.parameters()]
-        if self.average is None:
-            self.average = [p.clone() for p in params]
-            return
-        torch._foreach_lerp_(self.average, params, 1.0 - self.cfg.average)
-
-    @contextlib.contextmanager
-    def _averaged(self):
-        """The model holds the averaged weights inside the block (its own ones outside); without
-        averaging, its own weights throughout."""
-        if self.average is None:
-            yield
-            return
-        params = list(self.model.parameters())
-        own = [p.detach().clone() for p in params]
-        with torch.no_grad():
-            torch._foreach_copy_(params, self.average)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                torch._foreach_copy_(params, own)
 
     @property
     def converged_epoch(self) -> int:
@@ -599,10 +544,6 @@ class EmbeddingTrainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
             self.best_state = None
-        elif self.average is not None:  # trained without validation: the average of its last epochs
-            with torch.no_grad():
-                torch._foreach_copy_(list(self.model.parameters()), self.average)
-        self.average = None
         return {
             "epochs": self.epoch,
             "best_epoch": self.best_epoch if self.validate else self.epoch,

@@ -381,8 +381,6 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.optim.search_rung < 0:
         raise ValueError(f"search_rung must be 0 (train every temperature to its end) or a number of epochs, "
                          f"not {cfg.optim.search_rung}")
-    if not 0 <= cfg.optim.average < 1:
-        raise ValueError(f"average must be a decay per epoch in [0, 1) (0: off), not {cfg.optim.average}")
     if not isinstance(cfg.min_support, int) or cfg.min_support < 1:
         raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
     if not isinstance(cfg.recent_products, int) or cfg.recent_products < 0:
