@@ -38,7 +38,8 @@ GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 FIT_CACHE_BYTES = 2 << 30
 # memory bound on the terms of the users the weight search ranks: past it the search ranks a uniform
 # random sample of the validation users whose ranked users' terms fit. At the 1M-interaction demo shop's
-# 21,778 products, 10,000 users' terms take 5.2 GB; uncached, the search took over 15 minutes there
+# 21,778 products, 10,000 users' terms (the GNN and four relations: no ``ease`` past EASE.MAX_ITEMS) take
+# 4.4 GB, and searching with most of them recomputed took over 15 minutes there; 2 GiB holds 4,930 users
 SEARCH_BYTES = 2 << 30
 # bootstrap resamples of the validation users in the weight search, whose weights are averaged (bagging)
 BAG_REPLICATES = 16

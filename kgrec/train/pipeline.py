@@ -603,6 +603,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
         t0 = time.perf_counter()  # each row: building the path matrices + its own weight search
         hybrid = HybridScorer(base, prior, {})
         fit = hybrid.fit(prep.val_select, [prep.train_index])
+        search_seconds = time.perf_counter() - t0  # the evaluations below are not training
         rows[row] = hybrid
         results[row] = {
             "val": evaluate_ranking(hybrid, prep.val_index, [prep.train_index]),
@@ -611,8 +612,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
             "epochs": results[name]["epochs"] if base is not None else 0,
             "train_seconds": (results[name]["train_seconds"] if base is not None else 0.0)
             + build_seconds
-            + time.perf_counter()
-            - t0,
+            + search_seconds,
             "weights": fit["weights"],
             **({"ease_lambda": prior.ease_lambda} if prior.ease_lambda is not None else {}),
             "weight_search": {k: fit[k] for k in ("val_users", "searched_users", "ranked_users")},
