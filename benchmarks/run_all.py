@@ -84,6 +84,10 @@ def _steps(profile: str) -> list[Step]:
           for name, data, need, seeds in (("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "0,1,2"),
                                           ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "0"),
                                           ("demo", "demo", "", "0,1,2"))),
+        # Adam weight decay on the GNN: no gain on magazine's validation (not a default)
+        Step("gnn_variants_wd_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds", "0,1,2",
+                                          "--only", "default,wd1e-6,wd1e-5,wd1e-4", "--baselines", "",
+                                          *res("gnn_variants_wd_magazine")), needs="magazine"),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
