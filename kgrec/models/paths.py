@@ -475,8 +475,10 @@ class _Landscape:
 
     When the ranked users' terms (:class:`_TermCache`'s bytes) would pass ``search_bytes``, the users
     are a random prefix of a permutation of the validation users (``gen``), the shortest one that holds
-    as many ranked users as fit: a uniform sample of the validation users, of which those out of reach
-    still count as 0, so the mean estimates the full one without bias."""
+    as many ranked users as fit. Its ranked users are a uniform random sample of those within reach, and
+    those out of reach still count as 0, so every weight vector is compared on the same random share of
+    the validation users (the mean's scale is off by a relative error of order 1/fit, the same for
+    every weight vector)."""
 
     def __init__(self, scorer: HybridScorer, names: list[str], val: UserItems, exclude: list[UserItems],
                  cache_bytes: int, search_bytes: int | None = None, gen: torch.Generator | None = None):
