@@ -46,6 +46,11 @@ class Step:
     args: tuple[str, ...]  # the script and its arguments
     needs: str = ""  # a dataset it needs that may be missing: "magazine" or "scientific"
 
+    @property
+    def command(self) -> str:
+        """The step as a shell command from the repository root."""
+        return f"python {shlex.join(['benchmarks/' + self.args[0], *self.args[1:]])}"
+
 
 def _steps(profile: str) -> list[Step]:
     res = lambda name: ("--out", f"benchmarks/results/{name}.json")  # noqa: E731
@@ -208,7 +213,7 @@ def main() -> int:
               and s.name not in (args.skip or "").split(",")]
     if args.list:
         for s in chosen:
-            print(f"{s.name:<22} python {shlex.join(['benchmarks/' + s.args[0], *s.args[1:]])}")
+            print(f"{s.name:<22} {s.command}")
         return 0
     failed: list[str] = []
     if not args.render:
@@ -223,8 +228,7 @@ def main() -> int:
                 _write_summary(started, done, len(chosen) < len(steps), i == len(chosen), args.profile)
                 continue
             cmd = [sys.executable, str(HERE / step.args[0]), *step.args[1:]]
-            shown = shlex.join(["benchmarks/" + step.args[0], *step.args[1:]])
-            print(f"[{i}/{len(chosen)}] {step.name}: python {shown}", flush=True)
+            print(f"[{i}/{len(chosen)}] {step.name}: {step.command}", flush=True)
             t0 = time.perf_counter()
             rc = subprocess.run(cmd, cwd=REPO).returncode
             seconds = time.perf_counter() - t0

@@ -488,8 +488,8 @@ class _Landscape:
         users = torch.unique(val.users)
         self.all_users = users.numel()
         reach = _within_reach(scorer, names, val, exclude, users)  # [n]
-        fits = max(1, (search_bytes or 0) // _TermCache.bytes_per_user(scorer, names))
-        if search_bytes is not None and int(reach.sum()) > fits:
+        fits = None if search_bytes is None else max(1, search_bytes // _TermCache.bytes_per_user(scorer, names))
+        if fits is not None and int(reach.sum()) > fits:
             order = torch.randperm(users.numel(), generator=gen)
             cut = int(torch.nonzero(reach[order].cumsum(0) == fits)[0]) + 1  # the prefix with `fits` ranked
             pick = order[:cut].sort().values
