@@ -104,6 +104,7 @@ def main() -> None:
                     out=f"{args.runs}/{ds}/{name}/{seed}",
                     quiet=True,
                     refit=False,  # the test metrics are those of the model fitted on the training split
+                    paths_ablation=True,  # the "paths alone" row of every table
                     **over,
                 )
                 t0 = time.perf_counter()

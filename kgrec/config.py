@@ -139,6 +139,10 @@ class TrainConfig:
     layers: int = 2
     dropout: float = 0.0  # on the GNN's input features
     paths: bool = True  # add validation-weighted KG path scores to the GNN (kgrec.models.paths)
+    # also evaluate the path scores alone (metrics row "paths", with its own weight search): the ablation
+    # that shows what the GNN adds to the blend. benchmarks/quality.py turns it on; a default run leaves
+    # it out (at 149k pairs its weight search and rankings took 58 s of the run, at 1.1M pairs minutes)
+    paths_ablation: bool = False
     # serve a model refitted on every interaction (train + validation + test) with the settings and
     # epoch count chosen on validation; False serves the model fitted on the training split
     refit: bool = True
@@ -218,6 +222,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
                                             "linear head on the frozen encoder, character n-gram TF-IDF + logistic "
                                             "regression, or LoRA/full fine-tuning", SENTIMENT_METHODS),
     Flag("--no-paths", "paths", "serve the plain GNN: no validation-weighted knowledge-graph path scores", negate=True),
+    Flag("--paths-ablation", "paths_ablation", "also report the path scores alone (metrics row 'paths'), the "
+                                               "ablation that shows what the GNN adds"),
     Flag("--no-refit", "refit", "serve the model fitted on the training split instead of one refitted on every "
                                 "interaction", negate=True),
     Flag("--selection-users", "selection_users", "validation users that early stopping, the temperature search "

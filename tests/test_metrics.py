@@ -206,6 +206,7 @@ def test_choices_are_made_on_a_sample_of_validation_users_and_reported_on_all(sm
     assert n_val > 20 and torch.unique(prep.val_select.users).numel() == 20
     models = run_training(cfg, small_demo)["models"]
     assert models["rgcn+paths"]["weight_search"]["val_users"] == 20
+    assert "paths" not in models  # the paths-alone ablation row only with --paths-ablation
     assert models["rgcn"]["val"]["users"] == models["ease"]["val"]["users"] == n_val
     assert models["ease"]["selection"]  # λ chosen on the sample: a different sample, another trace
     every = run_training(replace(cfg, selection_users=0, out=str(tmp_path / "all")), small_demo)["models"]

@@ -145,11 +145,12 @@ def test_recommender_load_in_fresh_process(tmp_path, small_demo):
 
 
 def test_metrics_json_schema(tmp_path, small_demo):
-    cfg = dataclasses.replace(TINY, out=str(tmp_path / "run"), model="hgt", baselines=("popularity", "itemknn"))
+    cfg = dataclasses.replace(TINY, out=str(tmp_path / "run"), model="hgt", baselines=("popularity", "itemknn"),
+                              paths_ablation=True)
     run_training(cfg, small_demo)
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"dataset", "split", "seed", "models"} <= set(m)
-    # the GNN, its served hybrid with KG path scores, the path scores alone, and the baselines
+    # the GNN, its served hybrid with KG path scores, the path scores alone (--paths-ablation), the baselines
     assert set(m["models"]) == {"hgt", "hgt+paths", "paths", "popularity", "itemknn"}
     assert set(m["models"]["hgt+paths"]["weights"]) <= {"co_interacted", "text", "category", "brand", "ease"}
     for row in m["models"].values():

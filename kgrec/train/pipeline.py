@@ -589,8 +589,9 @@ def _refit(cfg: TrainConfig, prep: Prepared, info: dict, hybrid, device: torch.d
 
 def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict, per_user: dict,
                ease: EASE | None = None):
-    """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores) and ``paths`` alone (the ablation
-    that shows what the GNN adds), their per-user test NDCG@10 into ``per_user``. ``ease``: the run's
+    """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores), and with ``cfg.paths_ablation``
+    ``paths`` alone (the ablation that shows what the GNN adds), their per-user test NDCG@10 into
+    ``per_user``. ``ease``: the run's
     EASE^R baseline, whose weights the ``ease`` path reuses. Returns the fitted hybrid, which the
     checkpoint then serves."""
     from kgrec.models.paths import HybridScorer
@@ -599,7 +600,7 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
     prior = build_prior(prep, ease)
     build_seconds = time.perf_counter() - t0
     rows = {}
-    for row, base in ((f"{name}+paths", score), ("paths", None)):
+    for row, base in ((f"{name}+paths", score), ("paths", None))[: 2 if cfg.paths_ablation else 1]:
         t0 = time.perf_counter()  # each row: building the path matrices + its own weight search
         hybrid = HybridScorer(base, prior, {})
         fit = hybrid.fit(prep.val_select, [prep.train_index])
