@@ -54,13 +54,17 @@ class OptimConfig:
     batch_size: int = 1024
     # optimiser steps per epoch at most (0: no bound). Every full-graph step passes over the whole graph, so
     # on a larger training set the batch grows to n_train / max_steps and the learning rate with the square
-    # root of that growth (the square-root rule for Adam, Malladi et al., NeurIPS 2022). 64 leaves every
-    # set up to 65,536 training pairs as it was (magazine, scientific, demo). At 149k pairs (--scale 11,
-    # seed 0, 2 cores) the default run trains at batch 2,327 and lr 1.51e-3: 19.9 s per epoch against
-    # 36 s at batch 1,024, and the same test NDCG@10 at τ 0.4 (0.0339 both; benchmarks/midsize.py).
-    # With τ 0.15 and lr 1e-3, batch 4,096 learnt more slowly per epoch than 1,024 (validation 0.0282
-    # after 40 epochs vs 0.0286 after 12) and with lr 4e-3 faster (0.0295 after 24): the rate must grow
-    max_steps: int = 64
+    # root of that growth (the square-root rule for Adam, Malladi et al., NeurIPS 2022). Sets up to 32,768
+    # training pairs keep batch 1,024 (magazine, the demo shop); scientific's 41,858 train at batch 1,309.
+    # At 149k pairs (--scale 11, seed 0, 2 cores): 64 steps (batch 2,327, lr 1.51e-3) took 19.9 s per epoch
+    # against 36 s at batch 1,024 with the same test NDCG@10 at τ 0.4 (0.0339 both), and on a later day
+    # 16.2 s against 10.0 s for 32 steps (batch 4,653, lr 2.13e-3), with the same validation NDCG@10
+    # (0.0328) and test 0.0335 vs 0.0340 (benchmarks/midsize.py, train.py --max-steps). Scientific, 3
+    # seeds, 64 → 32 steps: validation NDCG@10 0.0882 both, test 0.0493 → 0.0490 (GNN alone) and
+    # 0.0513 → 0.0514 (served; benchmarks/results/quality_scientific_steps32). With τ 0.15 and lr 1e-3,
+    # batch 4,096 learnt more slowly per epoch than 1,024 (validation 0.0282 after 40 epochs vs 0.0286
+    # after 12) and with lr 4e-3 faster (0.0295 after 24): the rate must grow
+    max_steps: int = 32
     # negatives per step: shared by the batch ([B, d] x [d, K]; every product when the catalog has at most
     # this many, i.e. a full softmax), or per example when shared_negatives is False
     negatives: int = 8192
