@@ -63,6 +63,10 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
                       replace(base, relations=tuple(r for r in KG_RELATIONS if r != "recently_chose"))),
         "recent1": ("recently_chose with each user's last product only", replace(base, recent_products=1)),
         "recent5": ("recently_chose with each user's last 5 products", replace(base, recent_products=5)),
+        "no-user-ids": ("users without a learnable id embedding: a user is what they chose (--id-embeddings "
+                        "no-user)", replace(base, id_embeddings="no-user")),
+        "dropout0.1": ("dropout 0.1 on the GNN's input features", replace(base, dropout=0.1)),
+        "layers1": ("1 layer", replace(base, layers=1)),
         **{f"wd{name}": (f"Adam weight decay {name} (L2 on every weight, ids included)",
                          replace(base, optim=replace(o, weight_decay=float(name))))
            for name in ("1e-6", "1e-5", "1e-4")},

@@ -98,6 +98,15 @@ def _steps(profile: str) -> list[Step]:
         Step("gnn_variants_wd_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds", "0,1,2",
                                           "--only", "default,wd1e-6,wd1e-5,wd1e-4", "--baselines", "",
                                           *res("gnn_variants_wd_magazine")), needs="magazine"),
+        # users without id embeddings, input dropout, one layer (eighteenth stop): not defaults; the user ids
+        # lever on all three sets, the others on magazine
+        *(Step(f"gnn_variants_users_{name}", ("gnn_variants.py", data, "--seeds", "0,1,2", "--only", only,
+                                             "--baselines", "", "--paths", *res(f"gnn_variants_users_{name}")),
+               needs=need)
+          for name, data, need, only in (
+              ("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "default,no-user-ids,dropout0.1,layers1"),
+              ("demo", "demo", "", "default,no-user-ids"),
+              ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "default,no-user-ids"))),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
