@@ -600,7 +600,8 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
     prior = build_prior(prep, ease)
     build_seconds = time.perf_counter() - t0
     rows = {}
-    for row, base in ((f"{name}+paths", score), ("paths", None))[: 2 if cfg.paths_ablation else 1]:
+    blends = [(f"{name}+paths", score)] + ([("paths", None)] if cfg.paths_ablation else [])
+    for row, base in blends:
         t0 = time.perf_counter()  # each row: building the path matrices + its own weight search
         hybrid = HybridScorer(base, prior, {})
         fit = hybrid.fit(prep.val_select, [prep.train_index])
