@@ -107,6 +107,15 @@ def _steps(profile: str) -> list[Step]:
               ("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "default,no-user-ids,dropout0.1,layers1"),
               ("demo", "demo", "", "default,no-user-ids"),
               ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "default,no-user-ids"))),
+        # the recent-history tower (--history-tower 1, eighteenth stop): not a default; scientific runs the tower
+        # row only (its default row is gnn_variants_users_scientific's)
+        *(Step(f"gnn_variants_tower_{name}", ("gnn_variants.py", data, "--seeds", "0,1,2", "--only", only,
+                                             "--baselines", "", "--paths", *res(f"gnn_variants_tower_{name}")),
+               needs=need)
+          for name, data, need, only in (
+              ("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "default,history-tower"),
+              ("demo", "demo", "", "default,history-tower"),
+              ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "history-tower"))),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),

@@ -228,3 +228,40 @@ def test_a_significant_decline_stops_training_and_a_noisy_plateau_does_not(monke
     waited = run(plateau, 3.0)
     assert waited["stopped"] != "decline" and waited["epochs"] >= 12
     assert all(c["val_z"] > -3 for c in waited["curve"])
+
+
+def test_the_history_tower_moves_a_user_with_their_recent_products_and_is_absent_by_default(small_demo):
+    """--history-tower: a user's vector is the encoder's plus w · the mean encoder vector of the products
+    recently_chose links them to, w a learned parameter; without the tower the model has no such parameter
+    (checkpoints keep their keys) and the relation reaches users only through message passing."""
+    from dataclasses import replace
+
+    from kgrec.config import TrainConfig
+    from kgrec.models import build_model
+    from kgrec.train.pipeline import prepare
+
+    cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, baselines=())
+    prep = prepare(cfg, small_demo)
+    data = prep.data
+    et = ("user", "recently_chose", "product")
+    assert data[et].edge_index.numel() > 0
+    assert "history_weight" not in dict(build_model("rgcn", data, cfg).named_parameters())
+
+    torch.manual_seed(0)
+    model = build_model("rgcn", data, replace(cfg, history_tower=1.0))
+    assert model.history_weight.item() == 1.0
+    model.eval()
+    edges = dict(data.edge_index_dict)
+    with torch.no_grad():
+        h = model.encoder(data.x_dict, edges)
+        users, items = model.embed(data.x_dict, edges)
+    src, dst = data[et].edge_index
+    u = int(src[0])
+    recent = dst[src == u]
+    expected = h["user"][u] + h["product"][recent].mean(0)  # w = 1
+    torch.testing.assert_close(users[u, :-1], expected / expected.norm())
+
+    model.train()
+    U, I = model.embed(data.x_dict, edges)
+    (U[:, :-1] @ I[0, :-1]).sum().backward()
+    assert model.history_weight.grad is not None and model.history_weight.grad.abs() > 0

@@ -20,15 +20,15 @@ def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id
 
 
 def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
-               **_: object) -> GNNRecommender:
+               history_tower: float = 0.0, **_: object) -> GNNRecommender:
     return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
-                          data["product"].num_nodes)
+                          data["product"].num_nodes, history_tower=history_tower)
 
 
 def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
-              **_: object) -> GNNRecommender:
+              history_tower: float = 0.0, **_: object) -> GNNRecommender:
     return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
-                          data["product"].num_nodes)
+                          data["product"].num_nodes, history_tower=history_tower)
 
 
 def build_lightgcn(data: HeteroData, **_: object) -> LightGCNModel:
@@ -67,5 +67,6 @@ def build_model(name: str, data: HeteroData, cfg):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](
-        data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, id_embeddings=cfg.id_embeddings
+        data, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, id_embeddings=cfg.id_embeddings,
+        history_tower=cfg.history_tower,
     )

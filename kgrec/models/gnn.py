@@ -243,12 +243,18 @@ class GNNRecommender(nn.Module):
     is one dot product and top-K over all products one matrix product.
     """
 
-    def __init__(self, encoder: nn.Module, num_items: int, user_type: str = "user", item_type: str = "product"):
+    HISTORY_RELATION = "recently_chose"  # user → the products they chose last (kgrec.data.graph)
+
+    def __init__(self, encoder: nn.Module, num_items: int, user_type: str = "user", item_type: str = "product",
+                 history_tower: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.item_bias = nn.Parameter(torch.zeros(num_items, 1))
         self.user_type = user_type
         self.item_type = item_type
+        # the recent-history tower (off at 0): h_u + w · mean of the encoder's vectors of the products that
+        # recently_chose links to u, w learned from this starting value
+        self.history_weight = nn.Parameter(torch.tensor(float(history_tower))) if history_tower else None
 
     def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
               n_id_dict: dict[NodeType, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -257,6 +263,8 @@ class GNNRecommender(nn.Module):
         h = self.encoder(x_dict, edge_index_dict, n_id_dict)
         users, items = h.pop(self.user_type), h.pop(self.item_type)
         del h  # the encoder's outputs are not kept: _UnitWithColumn saves what its backward needs
+        if self.history_weight is not None:
+            users = users + self.history_weight * self._recent_mean(users, items, edge_index_dict)
         bias = self.item_bias
         if n_id_dict is not None:
             bias = bias[n_id_dict[self.item_type]]
@@ -264,6 +272,17 @@ class GNNRecommender(nn.Module):
             bias = torch.cat([bias, bias.mean().expand(items.shape[0] - bias.shape[0], 1)])
         return (_UnitWithColumn.apply(users, torch.ones((), dtype=users.dtype, device=users.device)),
                 _UnitWithColumn.apply(items, bias))
+
+    def _recent_mean(self, users: Tensor, items: Tensor, edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
+        """``[U, d]``: each user's mean of the ``items [I, d]`` rows that the history relation links them to
+        (zeros for a user without such edges, or without the relation in the graph)."""
+        ei = edge_index_dict.get((self.user_type, self.HISTORY_RELATION, self.item_type))
+        out = torch.zeros_like(users)
+        if ei is None or ei.numel() == 0:
+            return out
+        out.index_add_(0, ei[0], items[ei[1]].to(users.dtype))
+        count = torch.bincount(ei[0], minlength=users.shape[0]).clamp(min=1).to(users.dtype)
+        return out / count[:, None]
 
 
 class _UnitWithColumn(torch.autograd.Function):

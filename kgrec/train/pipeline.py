@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -385,6 +386,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"min_support must be a whole number of users, at least 1, not {cfg.min_support!r}")
     if not isinstance(cfg.recent_products, int) or cfg.recent_products < 0:
         raise ValueError(f"recent_products must be a whole number of products, 0 or more, not {cfg.recent_products!r}")
+    if not math.isfinite(cfg.history_tower) or cfg.history_tower < 0:
+        raise ValueError(f"history_tower must be a starting weight of 0 (off) or more, not {cfg.history_tower!r}")
     if not isinstance(cfg.selection_users, int) or cfg.selection_users < 0:
         raise ValueError(f"selection_users must be a whole number of users, 0 (all) or more, "
                          f"not {cfg.selection_users!r}")
