@@ -54,6 +54,16 @@ class Step:
 
 def _steps(profile: str) -> list[Step]:
     res = lambda name: ("--out", f"benchmarks/results/{name}.json")  # noqa: E731
+    variant_data = {"magazine": (str(SHARED / "amazon-magazine-2018"), "magazine"),
+                    "scientific": (str(SHARED / "amazon-scientific-2018"), "scientific"), "demo": ("demo", "")}
+
+    def levers(group: str, only: str, **seeds: str) -> list[Step]:
+        """``gnn_variants_GROUP_DATASET`` steps: the ``only`` variants, the GNN alone and the served blend
+        (no baselines), for each dataset given with its seeds."""
+        return [Step(f"gnn_variants_{group}_{name}",
+                     ("gnn_variants.py", variant_data[name][0], "--seeds", s, "--only", only, "--baselines", "",
+                      "--paths", *res(f"gnn_variants_{group}_{name}")), needs=variant_data[name][1])
+                for name, s in seeds.items()]
     if profile == "gpu":
         return [
             Step("training_speed_gpu", ("training_speed.py", "--scales", "65", "--models", "rgcn,hgt,lightgcn",
@@ -88,34 +98,19 @@ def _steps(profile: str) -> list[Step]:
              needs="magazine"),
         # recently_chose's count (none, 1, 3, 5), the GNN alone and the served blend; scientific's
         # seed 0 only (about 3.5 min a row there)
-        *(Step(f"gnn_variants_recent_{name}", ("gnn_variants.py", data, "--seeds", seeds, "--only",
-                                              "default,no-recent,recent1,recent5", "--baselines", "", "--paths",
-                                              *res(f"gnn_variants_recent_{name}")), needs=need)
-          for name, data, need, seeds in (("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "0,1,2"),
-                                          ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "0"),
-                                          ("demo", "demo", "", "0,1,2"))),
+        *levers("recent", "default,no-recent,recent1,recent5", magazine="0,1,2", scientific="0", demo="0,1,2"),
         # Adam weight decay on the GNN: no gain on magazine's validation (not a default)
         Step("gnn_variants_wd_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds", "0,1,2",
                                           "--only", "default,wd1e-6,wd1e-5,wd1e-4", "--baselines", "",
                                           *res("gnn_variants_wd_magazine")), needs="magazine"),
         # users without id embeddings, input dropout, one layer (eighteenth stop): not defaults; the user ids
         # lever on all three sets, the others on magazine
-        *(Step(f"gnn_variants_users_{name}", ("gnn_variants.py", data, "--seeds", "0,1,2", "--only", only,
-                                             "--baselines", "", "--paths", *res(f"gnn_variants_users_{name}")),
-               needs=need)
-          for name, data, need, only in (
-              ("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "default,no-user-ids,dropout0.1,layers1"),
-              ("demo", "demo", "", "default,no-user-ids"),
-              ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "default,no-user-ids"))),
+        *levers("users", "default,no-user-ids,dropout0.1,layers1", magazine="0,1,2"),
+        *levers("users", "default,no-user-ids", demo="0,1,2", scientific="0,1,2"),
         # the recent-history tower (--history-tower 1, eighteenth stop): not a default; scientific runs the tower
         # row only (its default row is gnn_variants_users_scientific's)
-        *(Step(f"gnn_variants_tower_{name}", ("gnn_variants.py", data, "--seeds", "0,1,2", "--only", only,
-                                             "--baselines", "", "--paths", *res(f"gnn_variants_tower_{name}")),
-               needs=need)
-          for name, data, need, only in (
-              ("magazine", str(SHARED / "amazon-magazine-2018"), "magazine", "default,history-tower"),
-              ("demo", "demo", "", "default,history-tower"),
-              ("scientific", str(SHARED / "amazon-scientific-2018"), "scientific", "history-tower"))),
+        *levers("tower", "default,history-tower", magazine="0,1,2", demo="0,1,2"),
+        *levers("tower", "history-tower", scientific="0,1,2"),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),

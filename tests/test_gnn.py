@@ -254,7 +254,7 @@ def test_the_history_tower_moves_a_user_with_their_recent_products_and_is_absent
     edges = dict(data.edge_index_dict)
     with torch.no_grad():
         h = model.encoder(data.x_dict, edges)
-        users, items = model.embed(data.x_dict, edges)
+        users, _ = model.embed(data.x_dict, edges)
     src, dst = data[et].edge_index
     u = int(src[0])
     recent = dst[src == u]

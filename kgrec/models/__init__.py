@@ -19,16 +19,29 @@ def _encoder_args(data: HeteroData, hidden: int, layers: int, dropout: float, id
     }
 
 
+def _history_edge(history_tower: float) -> tuple[str, str, str] | None:
+    """The schema's user → recent products relation (the derivation kgrec.data.graph computes), which
+    the GNN's history tower reads; None when the tower is off."""
+    if not history_tower:
+        return None
+    from kgrec.data.graph import RECENT_DERIVATION
+    from kgrec.data.schema import load_schema
+
+    return next(e.triple for e in load_schema().edges.values() if e.derived == RECENT_DERIVATION)
+
+
 def build_rgcn(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
                history_tower: float = 0.0, **_: object) -> GNNRecommender:
     return GNNRecommender(RGCNEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
-                          data["product"].num_nodes, history_tower=history_tower)
+                          data["product"].num_nodes, history_tower=history_tower,
+                          history_edge=_history_edge(history_tower))
 
 
 def build_hgt(data: HeteroData, hidden: int = 64, layers: int = 2, dropout: float = 0.0, id_embeddings: str = "all",
               history_tower: float = 0.0, **_: object) -> GNNRecommender:
     return GNNRecommender(HGTEncoder(**_encoder_args(data, hidden, layers, dropout, id_embeddings)),
-                          data["product"].num_nodes, history_tower=history_tower)
+                          data["product"].num_nodes, history_tower=history_tower,
+                          history_edge=_history_edge(history_tower))
 
 
 def build_lightgcn(data: HeteroData, **_: object) -> LightGCNModel:

@@ -243,17 +243,18 @@ class GNNRecommender(nn.Module):
     is one dot product and top-K over all products one matrix product.
     """
 
-    HISTORY_RELATION = "recently_chose"  # user → the products they chose last (kgrec.data.graph)
-
     def __init__(self, encoder: nn.Module, num_items: int, user_type: str = "user", item_type: str = "product",
-                 history_tower: float = 0.0):
+                 history_tower: float = 0.0, history_edge: EdgeType | None = None):
         super().__init__()
         self.encoder = encoder
         self.item_bias = nn.Parameter(torch.zeros(num_items, 1))
         self.user_type = user_type
         self.item_type = item_type
         # the recent-history tower (off at 0): h_u + w · mean of the encoder's vectors of the products that
-        # recently_chose links to u, w learned from this starting value
+        # history_edge (user → product: recently_chose) links to u, w learned from this starting value
+        if history_tower and (history_edge is None or history_edge[0] != user_type or history_edge[2] != item_type):
+            raise ValueError(f"the history tower needs a {user_type} → {item_type} relation, not {history_edge!r}")
+        self.history_edge = history_edge
         self.history_weight = nn.Parameter(torch.tensor(float(history_tower))) if history_tower else None
 
     def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
@@ -274,9 +275,9 @@ class GNNRecommender(nn.Module):
                 _UnitWithColumn.apply(items, bias))
 
     def _recent_mean(self, users: Tensor, items: Tensor, edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
-        """``[U, d]``: each user's mean of the ``items [I, d]`` rows that the history relation links them to
+        """``[U, d]``: each user's mean of the ``items [I, d]`` rows that ``history_edge`` links them to
         (zeros for a user without such edges, or without the relation in the graph)."""
-        ei = edge_index_dict.get((self.user_type, self.HISTORY_RELATION, self.item_type))
+        ei = edge_index_dict.get(self.history_edge)
         out = torch.zeros_like(users)
         if ei is None or ei.numel() == 0:
             return out

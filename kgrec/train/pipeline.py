@@ -594,9 +594,8 @@ def _add_paths(cfg: TrainConfig, prep: Prepared, name: str, score, results: dict
                ease: EASE | None = None):
     """Evaluate ``NAME+paths`` (GNN + validation-weighted path scores), and with ``cfg.paths_ablation``
     ``paths`` alone (the ablation that shows what the GNN adds), their per-user test NDCG@10 into
-    ``per_user``. ``ease``: the run's
-    EASE^R baseline, whose weights the ``ease`` path reuses. Returns the fitted hybrid, which the
-    checkpoint then serves."""
+    ``per_user``. ``ease``: the run's EASE^R baseline, whose weights the ``ease`` path reuses. Returns the
+    fitted hybrid, which the checkpoint then serves."""
     from kgrec.models.paths import HybridScorer
 
     t0 = time.perf_counter()
