@@ -265,7 +265,7 @@ class GNNRecommender(nn.Module):
         users, items = h.pop(self.user_type), h.pop(self.item_type)
         del h  # the encoder's outputs are not kept: _UnitWithColumn saves what its backward needs
         if self.history_weight is not None:
-            users = users + self.history_weight * self._recent_mean(users, items, edge_index_dict)
+            users = users + self._recent_mean(users, items, edge_index_dict)
         bias = self.item_bias
         if n_id_dict is not None:
             bias = bias[n_id_dict[self.item_type]]
@@ -275,16 +275,18 @@ class GNNRecommender(nn.Module):
                 _UnitWithColumn.apply(items, bias))
 
     def _recent_mean(self, users: Tensor, items: Tensor, edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
-        """``[U, d]``: each user's mean of the ``items [I, d]`` rows that ``history_edge`` links them to
-        (zeros for a user without such edges, or without the relation in the graph)."""
+        """``[U, d]``: ``history_weight`` times each user's mean of the ``items [I, d]`` rows that
+        ``history_edge`` links them to (zeros for a user without such edges, or without the relation in the
+        graph). One CSR product through :class:`_RelationalSum`, as the encoder's messages: deterministic
+        on CPU, where autograd's backward of a row gather accumulates in a varying order."""
         ei = edge_index_dict.get(self.history_edge)
-        out = torch.zeros_like(users)
         if ei is None or ei.numel() == 0:
-            return out
-        out.index_add_(0, ei[0], items[ei[1]].to(users.dtype))
-        count = torch.bincount(ei[0], minlength=users.shape[0]).clamp(min=1).to(users.dtype)
-        return out / count[:, None]
-
+            return torch.zeros_like(users)
+        n_users, n_items = users.shape[0], items.shape[0]
+        count = torch.bincount(ei[0], minlength=n_users).clamp(min=1).float()
+        a = torch.sparse_coo_tensor(ei, 1.0 / count[ei[0]], (n_users, n_items), check_invariants=False).coalesce()
+        rels = [(1, 0, a.to_sparse_csr(), a.t().coalesce().to_sparse_csr())]  # items → users
+        return _RelationalSum.apply(rels, self.history_weight.reshape(1), users, items)[0].to(users.dtype)
 
 class _UnitWithColumn(torch.autograd.Function):
     """``[x / max(‖x‖, ε), c]`` for ``x [N, d]`` and a column ``c`` (``[N, 1]``, or a scalar for a
