@@ -79,7 +79,9 @@ def ranking_loss(u: Tensor, pos: Tensor, neg: Tensor, pos_idx: Tensor, neg_idx: 
     return F.cross_entropy(logits, torch.zeros(u.shape[0], dtype=torch.long, device=u.device))
 
 
-MAX_LOGITS = 1 << 25  # logits per loss chunk (128 MB in float32): bounds training memory on big batches
+MAX_LOGITS = 1 << 25  # logits per loss chunk (64 MB in bf16, 128 in float32): bounds training memory on big batches
+LOG2E = 1.0 / math.log(2.0)
+SHIFT_FREE = 40.0  # |logit| bound below which the softmax's exponentials need no max-subtraction
 
 
 def _hits(pos_idx: Tensor, neg_idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,53 +113,60 @@ class _Workspace:
 
 def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_idx: Tensor, temperature: float,
                          weight: float, low_precision: bool = False, workspace: _Workspace | None = None,
-                         n_low: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                         n_mat: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The sampled-softmax loss over negatives shared by the batch and its gradients, without autograd.
 
     ``u [b, d]`` users, ``p [b, d]`` their positives, ``n [K, d]`` the shared negatives (``pos_idx [b]``
     and ``neg_idx [K]`` their product ids; a negative that is the example's own positive is left out).
-    The loss is ``weight · Σ_r (logsumexp(s_r0, s_r1..s_rK) − s_r0)`` with ``s_r0 = <u_r, p_r>/τ`` and
+    The loss is ``weight · Σ_r (log(e^{s_r0} + Σ_j e^{s_rj}) − s_r0)`` with ``s_r0 = <u_r, p_r>/τ`` and
     ``s_rj = <u_r, n_j>/τ``. Returns ``(loss, ∂/∂u [b, d], ∂/∂p [b, d], ∂/∂n [K, d])``.
 
-    One ``[b, K]`` buffer is reused from the logits to the probabilities, in place (the autograd
-    version holds the logits, their masked copy, the concatenation and the softmax: 4 such buffers and
-    twice the memory traffic); ``workspace`` keeps it across the chunks of a batch. ``low_precision``:
-    the two ``[b, K]``-sized products in bf16 (fp32 accumulation), as autocast would run them, with
-    ``n_low`` the negatives already in bf16; the softmax stays in float32.
+    Only one ``[b, K]`` buffer is written, and it is read three times: the logits (in base 2: ``u`` is
+    scaled by ``log2 e``) go through ``exp2`` in place, and both products with the exponentials also
+    give the row sums (``n_mat = [n, 1]``, the ones column) and take the softmax's per-row
+    normalisation on their ``[b, d]`` side. The exponentials need no max-subtraction pass while every
+    ``|s_rj| ≤ ‖u_r‖‖n_j‖/τ`` stays within ``SHIFT_FREE`` (``e^±40`` is far inside float32's and bf16's
+    range; unit vectors at τ ≥ 0.05 always are); past it, each row is shifted by its largest logit.
+    ``low_precision``: the buffer and both products in bf16 (float32 accumulation), as autocast would
+    run them, the per-row sums and the rest in float32. ``workspace`` keeps the buffer across the
+    chunks of a batch; ``n_mat [K, d + 1]`` (from :func:`negatives_matrix`) is built once per batch.
     """
     workspace = workspace or _Workspace()
+    dtype = torch.bfloat16 if low_precision else torch.float32
+    if n_mat is None:
+        n_mat = negatives_matrix(n, dtype)
     inv_t = 1.0 / temperature
     u_s = u * inv_t
     pos_s = (u_s * p).sum(1)  # [b]
-    b, k = u.shape[0], n.shape[0]
-    s = workspace.get(b, k, torch.float32, u.device)  # [b, K]
-    if low_precision:
-        u_m = u_s.to(torch.bfloat16)
-        n_m = n_low if n_low is not None else n.to(torch.bfloat16)
-        s_m = workspace.get(b, k, torch.bfloat16, u.device)
-        torch.mm(u_m, n_m.T, out=s_m)
-        s.copy_(s_m)
-    else:
-        u_m, n_m = u_s.float(), n.float()
-        torch.mm(u_m, n_m.T, out=s)
+    b, k, d = u.shape[0], n.shape[0], u.shape[1]
+    s = workspace.get(b, k, dtype, u.device)  # [b, K]
+    torch.mm((u_s * LOG2E).to(dtype), n_mat[:, :d].T, out=s)  # the logits, in base 2
     rows, cols = _hits(pos_idx, neg_idx)
     s[rows, cols] = float("-inf")
-    m = torch.maximum(s.amax(1), pos_s)  # [b]
-    s.sub_(m[:, None]).exp_()
+    bound = float(u_s.norm(dim=1).max() * n.norm(dim=1).max()) if k else 0.0
+    if bound <= SHIFT_FREE:
+        m = torch.zeros_like(pos_s)
+    else:  # large logits: subtract each row's largest (held at the buffer's precision, so it is exact)
+        m2 = torch.maximum(s.amax(1).float(), pos_s * LOG2E).to(dtype) if k else (pos_s * LOG2E).to(dtype)
+        s.sub_(m2[:, None])
+        m = m2.float() / LOG2E
+    s.exp2_()  # e^{s_rj - m_r}
     e_pos = (pos_s - m).exp()
-    z = s.sum(1) + e_pos
+    en = (s @ n_mat).float()  # [b, d + 1]: Σ_j e^{s_rj - m_r} [n_j, 1]
+    z = en[:, d] + e_pos
     loss = weight * (m + z.log() - pos_s).sum()
-    scale = weight / z  # [b]: s becomes weight · softmax, the gradient of the loss w.r.t. the logits
-    s.mul_(scale[:, None])
+    scale = weight / z  # [b]: weight · softmax = scale_r · e^{s_rj - m_r}, the gradient w.r.t. the logits
     g_pos = weight * (e_pos / z - 1.0)  # [b]
-    if low_precision:
-        s_m.copy_(s)
-    else:
-        s_m = s
-    grad_u = ((s_m @ n_m).float() + g_pos[:, None] * p) * inv_t
-    grad_n = (s_m.T @ u_m).float()  # u_m already carries 1/τ
+    grad_u = (scale[:, None] * en[:, :d] + g_pos[:, None] * p) * inv_t
+    grad_n = (s.T @ (scale[:, None] * u_s).to(dtype)).float()
     grad_p = g_pos[:, None] * u_s
     return loss, grad_u, grad_p, grad_n
+
+
+def negatives_matrix(n: Tensor, dtype: torch.dtype) -> Tensor:
+    """``n [K, d]`` → ``[n, 1] [K, d + 1]`` in ``dtype``: the right side of both products in
+    :func:`shared_softmax_grads` (the ones column sums the rows)."""
+    return torch.cat([n, n.new_ones(n.shape[0], 1)], 1).to(dtype)
 
 
 def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor, loss: str, temperature: float,
@@ -179,7 +188,7 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
     if loss == "softmax" and neg.dim() == 1:
         grad_u, grad_i = torch.zeros_like(u_d, dtype=torch.float32), torch.zeros_like(i_d, dtype=torch.float32)
         n_vec = i_d[neg].float()
-        n_low = n_vec.to(torch.bfloat16) if amp else None
+        n_mat = negatives_matrix(n_vec, torch.bfloat16 if amp else torch.float32)
         grad_n = torch.zeros_like(n_vec)
         total = torch.zeros((), device=U.device)
         workspace = _Workspace()
@@ -187,13 +196,13 @@ def loss_backward(U: Tensor, I: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
             sl = slice(start, start + chunk)
             value, g_u, g_p, g_n = shared_softmax_grads(u_d[users[sl]].float(), i_d[pos[sl]].float(), n_vec, pos[sl],
                                                         neg, temperature, share / b, low_precision=amp,
-                                                        workspace=workspace, n_low=n_low)
+                                                        workspace=workspace, n_mat=n_mat)
             grad_u.index_add_(0, users[sl], g_u)
             grad_i.index_add_(0, pos[sl], g_p)
             grad_n += g_n
             total += value
         grad_i.index_add_(0, neg, grad_n)
-        del workspace, n_vec, n_low, grad_n  # the [b, K] buffers are not needed by the model's backward
+        del workspace, n_vec, n_mat, grad_n  # the [b, K] buffers are not needed by the model's backward
         grads = [grad_u.to(U.dtype), grad_i.to(I.dtype)]
         del grad_u, grad_i
         _backward_once(U, I, grads)
