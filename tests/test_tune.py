@@ -76,3 +76,16 @@ def test_min_support_matters_only_with_a_derived_relation():
         _graph_key(TrainConfig(relations=("recently_chose",), min_support=2))
     assert _graph_key(TrainConfig(relations=("followed_by",), recent_products=1)) == \
         _graph_key(TrainConfig(relations=("followed_by",), recent_products=5))
+
+
+def test_the_history_tower_is_searched_only_where_its_relation_is():
+    """A trial's history tower reads ``recently_chose``: without that relation (recent_products 0, the
+    relations off, or a relation list without it) the trial trains with the tower off."""
+    from kgrec.train.tune import apply
+
+    params = {**defaults(TrainConfig()), "history_tower": 1.0}
+    assert apply(TrainConfig(), params).history_tower == 1.0
+    assert apply(TrainConfig(), {**params, "recent_products": 0}).history_tower == 0.0
+    assert apply(TrainConfig(), {**params, "kg_relations": False}).history_tower == 0.0
+    assert apply(TrainConfig(relations=("followed_by",)), params).history_tower == 0.0
+    assert apply(TrainConfig(), {**params, "history_tower": 0.0}).history_tower == 0.0

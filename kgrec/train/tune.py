@@ -15,6 +15,9 @@ embeddings from the encoder's cache) is kept per distinct structure: 17 for the 
 1–4 times recent_products 0, 1, 3, 5 with the relations, and one without them, where neither changes
 anything).
 
+The history tower's starting weight is searched too; it does not change the graph, and a trial whose
+graph has no ``recently_chose`` relation trains with it off.
+
 After the search, :func:`tuned_config` is the run's configuration with the best trial's settings; the
 caller trains it as a normal run (baselines, path scores and the serving refit included), so its
 ``config.json`` records the chosen settings and ``metrics.json`` the search (``tuning``).
@@ -41,6 +44,10 @@ SPACE: dict[str, tuple[str, tuple]] = {
     "min_support": ("int", (1, 4)),
     "recent_products": ("choice", (0, 1, 3, 5)),  # 0: without the recently_chose relation
     "kg_relations": ("choice", (True, False)),  # False: interactions only (no catalog or derived relations)
+    # the GNN's recent-history tower's starting weight (0: off); it reads recently_chose, so a trial
+    # without that relation trains with it off. Validation split between the dev sets (the benchmarks
+    # README, eighteenth stop), so a shop's own validation decides
+    "history_tower": ("choice", (0.0, 1.0)),
 }
 
 
@@ -55,6 +62,7 @@ def defaults(cfg: TrainConfig) -> dict:
         "min_support": cfg.min_support,
         "recent_products": cfg.recent_products,
         "kg_relations": cfg.relations != (),
+        "history_tower": cfg.history_tower,
     }
 
 
@@ -92,14 +100,20 @@ def _graph_key(cfg: TrainConfig) -> tuple:
 
 
 def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
-    """``cfg`` with a trial's settings."""
+    """``cfg`` with a trial's settings (the history tower off where the trial's graph has no
+    ``recently_chose`` relation for it to read)."""
+    from kgrec.data.graph import RECENT_DERIVATION
+
     optim = replace(cfg.optim, temperature=(float(params["temperature"]),), lr=float(params["lr"]))
     relations = cfg.relations if params["kg_relations"] else ()
     if params["kg_relations"] and relations == ():
         relations = None  # asked for the KG but the base config had none: all of them
-    return replace(cfg, hidden=int(params["hidden"]), layers=int(params["layers"]), dropout=float(params["dropout"]),
-                   min_support=int(params["min_support"]), recent_products=int(params["recent_products"]),
-                   relations=relations, optim=optim)
+    out = replace(cfg, hidden=int(params["hidden"]), layers=int(params["layers"]), dropout=float(params["dropout"]),
+                  min_support=int(params["min_support"]), recent_products=int(params["recent_products"]),
+                  relations=relations, optim=optim, history_tower=float(params["history_tower"]))
+    if out.recent_products < 1 or not _keeps_derived(out, (RECENT_DERIVATION,)):
+        out = replace(out, history_tower=0.0)
+    return out
 
 
 @dataclass
