@@ -126,7 +126,8 @@ def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_i
     give the row sums (``n_mat = [n, 1]``, the ones column) and take the softmax's per-row
     normalisation on their ``[b, d]`` side. The exponentials need no max-subtraction pass while every
     ``|s_rj| ≤ ‖u_r‖‖n_j‖/τ`` stays within ``SHIFT_FREE`` (``e^±40`` is far inside float32's and bf16's
-    range; unit vectors at τ ≥ 0.05 always are); past it, each row is shifted by its largest logit.
+    range; the model's vectors, a unit vector and a bias column, are well within it at the default
+    temperatures 0.15 and 0.4); past it, each row is shifted by its largest logit.
     ``low_precision``: the buffer and both products in bf16 (float32 accumulation), as autocast would
     run them, the per-row sums and the rest in float32. ``workspace`` keeps the buffer across the
     chunks of a batch; ``n_mat [K, d + 1]`` (from :func:`negatives_matrix`) is built once per batch.
