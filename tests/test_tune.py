@@ -31,8 +31,14 @@ def test_search_starts_from_the_defaults_and_keeps_the_best(small_demo):
     assert (best.relations == ()) == (not result.best["kg_relations"])
     space = space_for(TINY)
     assert 16 in space["hidden"][1]  # the run's own width (outside the default choices) is a choice
+    assert best.history_tower == result.best.get("history_tower", 0.0)
     for t in result.trials[1:]:  # every sampled setting lies in the declared space
+        # the history tower is a choice exactly where the trial's graph has recently_chose
+        has_recent = t["params"]["kg_relations"] and t["params"]["recent_products"] > 0
+        assert ("history_tower" in t["params"]) == has_recent, t["params"]
         for name, (kind, bounds) in space.items():
+            if name not in t["params"]:
+                continue
             value = t["params"][name]
             assert value in bounds if kind == "choice" else bounds[0] <= value <= bounds[1], (name, value)
 

@@ -49,6 +49,7 @@ SPACE: dict[str, tuple[str, tuple]] = {
     # README, eighteenth stop), so a shop's own validation decides
     "history_tower": ("choice", (0.0, 1.0)),
 }
+CONDITIONAL = ("history_tower",)  # suggested only where the trial's graph has recently_chose
 
 
 def defaults(cfg: TrainConfig) -> dict:
@@ -101,19 +102,22 @@ def _graph_key(cfg: TrainConfig) -> tuple:
 
 def apply(cfg: TrainConfig, params: dict) -> TrainConfig:
     """``cfg`` with a trial's settings (the history tower off where the trial's graph has no
-    ``recently_chose`` relation for it to read)."""
-    from kgrec.data.graph import RECENT_DERIVATION
-
+    ``recently_chose`` relation for it to read, or the trial did not set it)."""
     optim = replace(cfg.optim, temperature=(float(params["temperature"]),), lr=float(params["lr"]))
     relations = cfg.relations if params["kg_relations"] else ()
     if params["kg_relations"] and relations == ():
         relations = None  # asked for the KG but the base config had none: all of them
     out = replace(cfg, hidden=int(params["hidden"]), layers=int(params["layers"]), dropout=float(params["dropout"]),
                   min_support=int(params["min_support"]), recent_products=int(params["recent_products"]),
-                  relations=relations, optim=optim, history_tower=float(params["history_tower"]))
-    if out.recent_products < 1 or not _keeps_derived(out, (RECENT_DERIVATION,)):
-        out = replace(out, history_tower=0.0)
-    return out
+                  relations=relations, optim=optim, history_tower=float(params.get("history_tower", 0.0)))
+    return out if _has_recent(out) else replace(out, history_tower=0.0)
+
+
+def _has_recent(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s graph has the ``recently_chose`` relation (what the history tower reads)."""
+    from kgrec.data.graph import RECENT_DERIVATION
+
+    return cfg.recent_products >= 1 and _keeps_derived(cfg, (RECENT_DERIVATION,))
 
 
 @dataclass
@@ -189,7 +193,9 @@ def tune(cfg: TrainConfig, trials: int = 30, timeout: float | None = None, catal
     space = space_for(cfg)
 
     def objective(trial) -> float:
-        params = {name: _suggest(trial, name, space) for name in space}
+        params = {name: _suggest(trial, name, space) for name in space if name not in CONDITIONAL}
+        if _has_recent(apply(cfg, params)):  # the tower only where its relation is: no inert choice recorded
+            params["history_tower"] = _suggest(trial, "history_tower", space)
         one = apply(cfg, params)
         key = _graph_key(one)
         if key not in prepared:
