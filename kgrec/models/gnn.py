@@ -102,14 +102,18 @@ def propagate(a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
     return _RelationalSum.apply([(0, 0, a, a_t)], torch.ones(1, device=h.device), h)[0]
 
 
-def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
+def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int, mean: bool = False) -> tuple[Tensor, Tensor]:
     """``edge_index [2, E]`` (src, dst) → CSR ``A [n_dst, n_src]`` with entries
-    ``1/sqrt(deg_out(src)·deg_in(dst))`` (duplicate edges add up), and its transpose ``[n_src, n_dst]``."""
+    ``1/sqrt(deg_out(src)·deg_in(dst))`` (duplicate edges add up), and its transpose ``[n_src, n_dst]``.
+    ``mean``: entries ``1/deg_in(dst)`` instead, so ``A @ x`` is each destination's mean of its sources."""
     src, dst = edge_index[0], edge_index[1]
     ones = torch.ones(src.numel(), device=src.device)
-    deg_out = torch.zeros(n_src, device=src.device).index_add_(0, src, ones)
     deg_in = torch.zeros(n_dst, device=src.device).index_add_(0, dst, ones)
-    val = deg_out[src].clamp(min=1).rsqrt() * deg_in[dst].clamp(min=1).rsqrt()
+    if mean:
+        val = deg_in[dst].clamp(min=1).reciprocal()
+    else:
+        deg_out = torch.zeros(n_src, device=src.device).index_add_(0, src, ones)
+        val = deg_out[src].clamp(min=1).rsqrt() * deg_in[dst].clamp(min=1).rsqrt()
     a = torch.sparse_coo_tensor(torch.stack([dst, src]), val, (n_dst, n_src), check_invariants=False).coalesce()
     return a.to_sparse_csr(), a.t().coalesce().to_sparse_csr()
 
@@ -282,10 +286,7 @@ class GNNRecommender(nn.Module):
         ei = edge_index_dict.get(self.history_edge)
         if ei is None or ei.numel() == 0:
             return torch.zeros_like(users)
-        n_users, n_items = users.shape[0], items.shape[0]
-        count = torch.bincount(ei[0], minlength=n_users).clamp(min=1).float()
-        a = torch.sparse_coo_tensor(ei, 1.0 / count[ei[0]], (n_users, n_items), check_invariants=False).coalesce()
-        rels = [(1, 0, a.to_sparse_csr(), a.t().coalesce().to_sparse_csr())]  # items → users
+        rels = [(1, 0, *normalised_adjacency(ei.flip(0), items.shape[0], users.shape[0], mean=True))]  # items → users
         return _RelationalSum.apply(rels, self.history_weight.reshape(1), users, items)[0].to(users.dtype)
 
 class _UnitWithColumn(torch.autograd.Function):

@@ -148,7 +148,7 @@ def shared_softmax_grads(u: Tensor, p: Tensor, n: Tensor, pos_idx: Tensor, neg_i
     if bound <= SHIFT_FREE:
         m = torch.zeros_like(pos_s)
     else:  # large logits: subtract each row's largest (held at the buffer's precision, so it is exact)
-        m2 = torch.maximum(s.amax(1).float(), pos_s * LOG2E).to(dtype) if k else (pos_s * LOG2E).to(dtype)
+        m2 = torch.maximum(s.amax(1).float(), pos_s * LOG2E).to(dtype)  # k > 0 here: the bound is 0 without negatives
         s.sub_(m2[:, None])
         m = m2.float() / LOG2E
     s.exp2_()  # e^{s_rj - m_r}
