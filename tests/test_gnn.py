@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kgrec.models.gnn import _RelationalSum, _UnitWithColumn, normalised_adjacency
+from kgrec.models.gnn import AdjacencyCache, _RelationalSum, _UnitWithColumn, normalised_adjacency
 
 
 def _graph(gen: torch.Generator, dtype: torch.dtype = torch.float64):
@@ -265,3 +265,30 @@ def test_the_history_tower_moves_a_user_with_their_recent_products_and_is_absent
     U, I = model.embed(data.x_dict, edges)
     (U[:, :-1] @ I[0, :-1]).sum().backward()
     assert model.history_weight.grad is not None and model.history_weight.grad.abs() > 0
+
+
+def test_the_adjacency_cache_rebuilds_exactly_when_the_edges_change():
+    """One build per edge_index; a new build after an in-place change, for another tensor with the same
+    values (its memory could be reused by unrelated edges), or for other node counts; ``reverse`` gives
+    the reversed relation's adjacency (the history tower's products → users mean)."""
+    gen = torch.Generator().manual_seed(0)
+    ei = torch.stack([torch.randint(0, 5, (9,), generator=gen), torch.randint(0, 4, (9,), generator=gen)])
+    cache = AdjacencyCache()
+    a, a_t = cache.get("r", ei, 5, 4)
+    assert cache.get("r", ei, 5, 4)[0] is a
+    expected = normalised_adjacency(ei, 5, 4)
+    assert torch.equal(a.to_dense(), expected[0].to_dense()) and torch.equal(a_t.to_dense(), expected[1].to_dense())
+
+    assert cache.get("r", ei.clone(), 5, 4)[0] is not a  # another tensor
+    b = cache.get("r", ei, 6, 4)[0]  # other node counts
+    assert b is not a and b.shape == (4, 6)
+    ei[1, 0] = (ei[1, 0] + 1) % 4  # in place
+    c = cache.get("r", ei, 6, 4)[0]
+    assert c is not b and torch.equal(c.to_dense(), normalised_adjacency(ei, 6, 4)[0].to_dense())
+
+    mean, _ = cache.get("rev", ei, 6, 4, mean=True, reverse=True)
+    assert mean.shape == (6, 4)
+    torch.testing.assert_close(mean.to_dense(), normalised_adjacency(ei.flip(0), 4, 6, mean=True)[0].to_dense())
+    rows = mean.to_dense().sum(1)
+    has = torch.zeros(6, dtype=torch.bool).index_fill_(0, ei[0], True)
+    torch.testing.assert_close(rows[has], torch.ones(int(has.sum())))  # a mean: each source's row sums to 1

@@ -118,6 +118,30 @@ def normalised_adjacency(edge_index: Tensor, n_src: int, n_dst: int, mean: bool 
     return a.to_sparse_csr(), a.t().coalesce().to_sparse_csr()
 
 
+class AdjacencyCache:
+    """Normalised adjacencies (:func:`normalised_adjacency`) kept per key and rebuilt only when their
+    ``edge_index`` changes: another tensor, the same one modified in place, or other node counts.
+
+    An entry holds the ``edge_index`` tensor itself, so its memory cannot be reused by another
+    ``edge_index`` that an address-based key would then mistake for it."""
+
+    def __init__(self) -> None:
+        self._entries: dict[object, tuple] = {}
+
+    def get(self, key: object, edge_index: Tensor, n_src: int, n_dst: int, mean: bool = False,
+            reverse: bool = False) -> tuple[Tensor, Tensor]:
+        """``(A [n_dst, n_src], Aᵀ)`` of ``edge_index [2, E]`` (src, dst), built on first use; ``reverse``:
+        of the reversed edges instead (messages dst → src, ``A [n_src, n_dst]``)."""
+        shape = (n_src, n_dst, mean, reverse)
+        cached = self._entries.get(key)
+        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version or cached[2] != shape:
+            built = (normalised_adjacency(edge_index.flip(0), n_dst, n_src, mean) if reverse
+                     else normalised_adjacency(edge_index, n_src, n_dst, mean))
+            cached = (edge_index, edge_index._version, shape, *built)
+            self._entries[key] = cached
+        return cached[3], cached[4]
+
+
 class NodeInputs(nn.Module):
     """Per-type input layer: ``x_dict[t] [N_t, F_t]`` → ``[N_t, hidden]`` (MLP of the features + id embedding)."""
 
@@ -181,19 +205,7 @@ class RGCNEncoder(nn.Module):
         self.num_layers = num_layers
         self.inputs = NodeInputs(in_dims, num_nodes, hidden, id_embeddings, dropout)
         self.relation_logit = nn.Parameter(torch.zeros(len(self.edge_types)))
-        # per edge type: (its edge_index, version, sizes, A, Aᵀ); holding the tensor itself keeps its memory
-        # from being reused by another edge_index, which an address-based key would then mistake for it
-        self._adjacency: dict[EdgeType, tuple] = {}
-
-    def adjacency(self, et: EdgeType, edge_index: Tensor, sizes: dict[NodeType, int]) -> tuple[Tensor, Tensor]:
-        """The normalised adjacency of one relation, rebuilt only when its ``edge_index`` changes (another
-        tensor, or the same one modified in place)."""
-        shape = (sizes[et[0]], sizes[et[2]])
-        cached = self._adjacency.get(et)
-        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version or cached[2] != shape:
-            cached = (edge_index, edge_index._version, shape, *normalised_adjacency(edge_index, *shape))
-            self._adjacency[et] = cached
-        return cached[3], cached[4]
+        self.adjacency = AdjacencyCache()  # per edge type
 
     def forward(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                 n_id_dict: dict[NodeType, Tensor] | None = None) -> dict[NodeType, Tensor]:
@@ -203,8 +215,8 @@ class RGCNEncoder(nn.Module):
         types = list(h)
         present = [(r, et) for r, et in enumerate(self.edge_types)
                    if edge_index_dict.get(et) is not None and edge_index_dict[et].numel() > 0]
-        rels = [(types.index(et[0]), types.index(et[2]), *self.adjacency(et, edge_index_dict[et], sizes))
-                for _, et in present]
+        rels = [(types.index(et[0]), types.index(et[2]),
+                 *self.adjacency.get(et, edge_index_dict[et], sizes[et[0]], sizes[et[2]])) for _, et in present]
         total = {t: v.float() for t, v in h.items()}
         if rels:  # without any edge every layer's messages are zero
             weight = self.relation_logit.exp()[[r for r, _ in present]]
@@ -260,6 +272,7 @@ class GNNRecommender(nn.Module):
             raise ValueError(f"the history tower needs a {user_type} → {item_type} relation, not {history_edge!r}")
         self.history_edge = history_edge
         self.history_weight = nn.Parameter(torch.tensor(float(history_tower))) if history_tower else None
+        self.history_adjacency = AdjacencyCache()
 
     def embed(self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Tensor],
               n_id_dict: dict[NodeType, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -282,12 +295,15 @@ class GNNRecommender(nn.Module):
         """``[U, d]``: ``history_weight`` times each user's mean of the ``items [I, d]`` rows that
         ``history_edge`` links them to (zeros for a user without such edges, or without the relation in the
         graph). One CSR product through :class:`_RelationalSum`, as the encoder's messages: deterministic
-        on CPU, where autograd's backward of a row gather accumulates in a varying order."""
+        on CPU, where autograd's backward of a row gather accumulates in a varying order. The adjacency
+        is built once per graph, as the encoder's are."""
         ei = edge_index_dict.get(self.history_edge)
         if ei is None or ei.numel() == 0:
             return torch.zeros_like(users)
-        rels = [(1, 0, *normalised_adjacency(ei.flip(0), items.shape[0], users.shape[0], mean=True))]  # items → users
+        rels = [(1, 0, *self.history_adjacency.get(self.history_edge, ei, users.shape[0], items.shape[0], mean=True,
+                                                   reverse=True))]  # products → users
         return _RelationalSum.apply(rels, self.history_weight.reshape(1), users, items)[0].to(users.dtype)
+
 
 class _UnitWithColumn(torch.autograd.Function):
     """``[x / max(‖x‖, ε), c]`` for ``x [N, d]`` and a column ``c`` (``[N, 1]``, or a scalar for a
