@@ -105,7 +105,7 @@ def test_lightgcn_propagation_equals_pygs():
 
 
 def test_temperature_search_by_successive_halving_keeps_the_leader_untouched(small_demo, tmp_path):
-    """The temperatures train side by side; after the rung only the leader trains on, and it ends exactly
+    """The temperatures train side by side; after a rung only the leader trains on, and it ends exactly
     where training it alone ends (pausing and resuming, and the other candidate, change nothing)."""
     from dataclasses import replace
 
@@ -115,7 +115,7 @@ def test_temperature_search_by_successive_halving_keeps_the_leader_untouched(sma
     cfg = TrainConfig(data="demo", scale=0.1, seed=1, quiet=True, device="cpu", hidden=16, baselines=(), paths=False,
                       refit=False, out=str(tmp_path / "search"),
                       optim=OptimConfig(epochs=8, batch_size=512, negatives=16, patience=8, temperature=(0.15, 1.0),
-                                        search_rung=2))
+                                        search_rung=2, decline_z=0.5))  # a low bar: the rung decides early
     searched = run_training(cfg, small_demo)["models"]["rgcn"]
     winner = searched["temperature"]
     loser = next(f"{t:g}" for t in cfg.optim.temperature if t != winner)
@@ -128,6 +128,63 @@ def test_temperature_search_by_successive_halving_keeps_the_leader_untouched(sma
     full = run_training(replace(cfg, out=str(tmp_path / "full"), optim=replace(cfg.optim, search_rung=0)),
                         small_demo)["models"]["rgcn"]
     assert "search_stopped" not in full and full["search"][loser] >= searched["search"][loser]
+
+
+class _Scripted:
+    """A search candidate whose validation curve is given: ``curve[e - 1]`` after epoch ``e``; it has learnt
+    once its best reaches ``learnt_at``, finishes after ``len(curve)`` epochs (its patience stop), and two
+    bests differ by ``(a - b) / 0.01`` standard errors."""
+
+    def __init__(self, curve: list[float], learnt_at: float):
+        self.curve, self.learnt_at, self.epoch = curve, learnt_at, 0
+
+    def behind_z(self, leader: _Scripted) -> float:
+        return (self.best - leader.best) / 0.01
+
+    def run(self, until: int | None = None) -> None:
+        self.epoch = len(self.curve) if until is None else min(max(self.epoch, until), len(self.curve))
+
+    @property
+    def best(self) -> float:
+        return max(self.curve[: self.epoch], default=-1.0)
+
+    @property
+    def learnt(self) -> bool:
+        return self.best >= self.learnt_at
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= len(self.curve)
+
+
+def test_successive_halving_stops_a_candidate_only_on_evidence():
+    """A candidate that leads at the rung while still at the level it started from does not end one level
+    with it (a slow starter that ends far above it trains on); a leader that has learnt does, and so does
+    any leader a candidate is significantly behind; when nothing separates them, the search ends with
+    the candidates."""
+    from functools import partial
+
+    from kgrec.train.pipeline import successive_halving as halving
+
+    successive_halving = partial(halving, z=3.0)
+
+    flat = [0.110, 0.112] + [0.108] * 22  # leads at epoch 10 at its start level, stops at 24
+    slow = [0.108, 0.109, 0.107, 0.108, 0.110, 0.109, 0.108, 0.110, 0.111, 0.110]  # behind it at 10, then
+    slow += [0.115 + 0.004 * e for e in range(70)]  # rises to 0.39
+    fits = [_Scripted(flat, learnt_at=0.13), _Scripted(slow, learnt_at=0.13)]
+    stopped = successive_halving(fits, rung=10)
+    assert stopped == {0: 20} and fits[1].epoch == len(slow) and fits[1].best > 0.39
+
+    fast = [0.11, 0.2] + [0.3] * 30  # has learnt before the rung: the other is dropped there
+    fits = [_Scripted(slow, learnt_at=0.13), _Scripted(fast, learnt_at=0.13)]
+    assert successive_halving(fits, rung=10) == {0: 10} and fits[1].finished
+
+    fits = [_Scripted(flat, learnt_at=0.5), _Scripted(flat[:12], learnt_at=0.5)]  # neither learns
+    assert successive_halving(fits, rung=10) == {} and all(f.finished for f in fits)
+    assert successive_halving([_Scripted(flat, 0.13), _Scripted(slow, 0.13)], rung=0) == {}
+
+    high, low = [0.20] * 30, [0.05] * 30  # neither rises above its start, but one is 15 errors behind
+    assert successive_halving([_Scripted(low, 0.5), _Scripted(high, 0.5)], rung=10) == {0: 10}
 
 
 class _Dot(torch.nn.Module):
