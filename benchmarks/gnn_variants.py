@@ -11,6 +11,11 @@ every knowledge-graph relation, review sentiment). No path scores and no refit: 
     .venv/bin/python benchmarks/gnn_variants.py ../shared/datasets/amazon-magazine-2018 --seeds 0,1,2 \
         --only default,no-recent,recent1,recent5 --baselines '' --paths   # and the served blend's
 
+``--back 2`` measures on the export without each user's last two pairs: the table's test pairs are
+then training pairs of the full split, on which no choice of kgrec's defaults was made (they were all
+made on the validation pairs), which a lever compared with the tuned defaults needs (see
+``history_protocols.py``).
+
 With ``--paths`` each GNN row also gets the served blend (the GNN plus path scores whose weights are
 chosen on validation, as ``train.py`` serves it without the refit): its validation NDCG@10 (what the
 weight search reached) and test NDCG@10.
@@ -29,7 +34,7 @@ from kgrec.config import TrainConfig
 from kgrec.data.schema import load_schema
 from kgrec.runtime import resolve_device
 from kgrec.train.evaluate import evaluate_ranking
-from kgrec.train.pipeline import build_prior, fit_model, prepare, scorer
+from kgrec.train.pipeline import build_prior, fit_model, load_source, prepare, scorer
 
 KG_RELATIONS = tuple(e.name for e in load_schema().edges.values() if not e.target)
 
@@ -41,6 +46,8 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
         "tau1": ("temperature 1.0 (the earlier default)", replace(base, optim=replace(o, temperature=(1.0,)))),
         "tau0.15": ("temperature 0.15 only", replace(base, optim=replace(o, temperature=(0.15,)))),
         "tau0.4": ("temperature 0.4 only", replace(base, optim=replace(o, temperature=(0.4,)))),
+        "rung0": ("the temperature search trains every candidate to its end (--search-rung 0)",
+                  replace(base, optim=replace(o, search_rung=0))),
         "sampled256": ("256 shared uniform negatives instead of every product",
                        replace(base, optim=replace(o, negatives=256))),
         "hardneg": ("64 negatives per example, half from the positive's category (the earlier default)",
@@ -84,6 +91,9 @@ def main() -> None:
     ap.add_argument("--baselines", default="ease,lightgcn", help="reference rows on the same split ('' for none)")
     ap.add_argument("--paths", action="store_true",
                     help="also the served blend of each GNN row (path weights chosen on validation)")
+    ap.add_argument("--back", type=int, default=0,
+                    help="steps back: the export without each user's last N pairs (2: the table's test pairs are "
+                         "training pairs of the full split, on which no default was chosen)")
     ap.add_argument("--out", help="JSON to write (default benchmarks/results/gnn_variants_<data>.json)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -93,7 +103,7 @@ def main() -> None:
     def prep_for(cfg: TrainConfig):
         key = (cfg.seed, cfg.text, cfg.sentiment, cfg.relations, cfg.min_support, cfg.recent_products)
         if key not in preps:
-            preps[key] = prepare(cfg)
+            preps[key] = prepare(cfg, load_source(cfg).steps_back(args.back, cfg.split, cfg.seed))
         return preps[key]
 
     def measure(name: str, cfg: TrainConfig) -> dict:
@@ -129,6 +139,8 @@ def main() -> None:
     label = Path(args.data).name
     out = args.out or str(Path(__file__).parent / "results" / f"gnn_variants_{label}.json")
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {args.seeds}, then the mean ± std of each"
+    if args.back:
+        which += f"; {args.back} step(s) back: each user's last {args.back} pairs removed"
     save(out, {"data": args.data, "seeds": seeds, "rows": rows}, f"GNN levers on {label} ({which})",
          markdown_table(headers, [[r[h] for h in headers] for r in rows]))
 

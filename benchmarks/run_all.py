@@ -64,6 +64,27 @@ def _steps(profile: str) -> list[Step]:
                      ("gnn_variants.py", variant_data[name][0], "--seeds", s, "--only", only, "--baselines", "",
                       "--paths", *res(f"gnn_variants_{group}_{name}")), needs=variant_data[name][1])
                 for name, s in seeds.items()]
+
+    def protocols_back() -> list[Step]:
+        """``history_protocols_backN[_tower][_DATASET]``: ``history_protocols.py --back N`` with the defaults
+        and with the recent-history tower (GNN and EASE^R rows only), magazine and the demo shop 3 seeds,
+        scientific seed 0 (about 7 min a run there)."""
+        tower = ("--config", '{"history_tower": 1}', "--models", "rgcn,ease")
+        runs = [(1, "magazine", "0,1,2"), (1, "scientific", "0"),
+                (2, "magazine", "0,1,2"), (2, "scientific", "0"), (2, "demo", "0,1,2")]
+        steps = []
+        for back, ds, seeds in runs:
+            for extra, suffix in (((), ""), (tower, "_tower")):
+                if back == 1 and ds == "scientific" and extra:
+                    continue
+                models = ("--models", "rgcn,ease") if ds == "demo" and not extra else ()
+                name = f"history_protocols_back{back}{suffix}" + ("" if ds == "magazine" else f"_{ds}")
+                steps.append(Step(name, ("history_protocols.py", "--datasets", ds, "--seeds", seeds,
+                                         "--back", str(back), *extra, *models, *res(name)),
+                                  needs=variant_data[ds][1]))
+        return steps + [Step("history_protocols_tower", ("history_protocols.py", "--datasets", "magazine", "--seeds",
+                                                         "0,1,2", *tower, *res("history_protocols_tower")),
+                             needs="magazine")]
     if profile == "gpu":
         return [
             Step("training_speed_gpu", ("training_speed.py", "--scales", "65", "--models", "rgcn,hgt,lightgcn",
@@ -127,6 +148,9 @@ def _steps(profile: str) -> list[Step]:
                                    *res("history_protocols")), needs="magazine"),
         Step("history_protocols_scientific", ("history_protocols.py", "--datasets", "scientific", "--seeds", "0",
                                               *res("history_protocols_scientific")), needs="scientific"),
+        # the same protocols N steps back, on the exports without each user's last N pairs (no test pair is read;
+        # at 2 the lab's test pairs are training pairs, on which no default was chosen), with and without the tower
+        *protocols_back(),
         Step("explain_faithfulness", ("explain_faithfulness.py", MAGAZINE_RUN, "--pairs", "100",
                                       *res("explain_faithfulness")), needs="magazine"),
         Step("serving", ("serving.py", "--run", MAGAZINE_RUN, *res("serving")), needs="magazine"),

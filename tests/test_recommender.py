@@ -8,11 +8,12 @@ import sys
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import torch
 
 from conftest import REPO
 from kgrec.config import OptimConfig, TrainConfig
-from kgrec.data.split import split_interactions
+from kgrec.data.split import split_interactions, unique_pairs
 from kgrec.features.build import compute_features
 from kgrec.features.text import TextEncoder
 from kgrec.train.pipeline import prepare, run_training
@@ -83,6 +84,32 @@ def test_the_with_val_split_trains_on_validation_and_still_holds_out_test(small_
     test_rows = {i for i, r in enumerate(map(tuple, rows)) if r in pairs(base.test_pairs)}
     assert set(both.train_rows.tolist()) == set(range(len(rows))) - test_rows
     assert set(base.train_rows.tolist()) < set(both.train_rows.tolist())
+
+
+def test_a_catalog_steps_back_without_its_test_pairs(small_demo):
+    """``Catalog.steps_back``: one step back every row of a test pair is gone and nothing else, and the
+    validation pairs are the new test pairs (for every user who still has 3 pairs); two steps back the
+    test and validation pairs are both training pairs of the full split."""
+    key = ["user_id", "product_id"]
+
+    def pairs(df):
+        return set(map(tuple, df[key].to_numpy()))
+
+    inter = small_demo.interactions
+    base = split_interactions(inter, "loo", seed=1)
+    one = small_demo.steps_back(1, "loo", seed=1)
+    assert len(one.interactions) == len(base.train_rows) + int(
+        pd.MultiIndex.from_frame(inter[key]).isin(pd.MultiIndex.from_frame(base.val_pairs[key])).sum())
+    assert not pairs(one.interactions) & pairs(base.test_pairs)
+    assert pairs(one.interactions) == pairs(inter) - pairs(base.test_pairs)
+    shifted = split_interactions(one.interactions, "loo", seed=1)
+    sizes = unique_pairs(one.interactions).groupby("user_id").size()
+    still = set(sizes[sizes >= 3].index)
+    assert pairs(shifted.test_pairs) == {p for p in pairs(base.val_pairs) if p[0] in still} and still
+    two = split_interactions(small_demo.steps_back(2, "loo", seed=1).interactions, "loo", seed=1)
+    held = pairs(two.test_pairs) | pairs(two.val_pairs)
+    assert held and held <= pairs(base.train_pairs)
+    assert small_demo.steps_back(0) is small_demo
 
 
 def test_features_ignore_held_out_interactions(small_demo):

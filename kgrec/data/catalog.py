@@ -598,6 +598,23 @@ class Catalog:
         t["users"] = t["users"][t["users"]["user_id"].isin(set(early["user_id"]))].reset_index(drop=True)
         return Catalog(t, self.report, self.source, self.synthetic)
 
+    def steps_back(self, steps: int, strategy: str = "loo", seed: int = 0) -> Catalog:
+        """The shop ``steps`` held-out pairs earlier: the test pairs of ``strategy``'s split removed with
+        every row of them, ``steps`` times over. One step back, the validation pairs of this catalog are
+        the test pairs of the result and the pairs before them its validation pairs, so a study on it
+        never reads a test pair; two steps back its test and validation pairs are both training pairs of
+        this catalog's split (a user left with fewer than 3 pairs keeps the rest for training)."""
+        from kgrec.data.split import _rows_outside, split_interactions
+
+        out = self
+        for _ in range(steps):
+            inter = out.interactions
+            split = split_interactions(inter, strategy, seed=seed)
+            t = dict(out.tables)
+            t["interactions"] = inter.iloc[_rows_outside(inter, split.test_pairs)].reset_index(drop=True)
+            out = Catalog(t, self.report, self.source, self.synthetic)
+        return out
+
     # ------------------------------------------------------------------ a run's own copy
     def save(self, folder: str | Path) -> Path:
         """Write every canonical table as Parquet plus ``catalog.json`` (source, synthetic flag, load
