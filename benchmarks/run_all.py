@@ -132,6 +132,12 @@ def _steps(profile: str) -> list[Step]:
         # row only (its default row is gnn_variants_users_scientific's)
         *levers("tower", "default,history-tower", magazine="0,1,2", demo="0,1,2"),
         *levers("tower", "history-tower", scientific="0,1,2"),
+        # the temperature search's evidence rule (twentieth stop): the defaults on two sets' own splits, and on
+        # magazine two steps back, where the rung had stopped the better temperature
+        *levers("search", "default", magazine="0,1,2", demo="0,1,2"),
+        Step("gnn_variants_back2_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds",
+                                             "0,1,2", "--only", "default", "--baselines", "", "--paths", "--back", "2",
+                                             *res("gnn_variants_back2_magazine")), needs="magazine"),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
