@@ -91,9 +91,10 @@ class OptimConfig:
     # successive halving of the temperature search: after this many epochs (then 2×, 4×, …) only the better
     # half of the candidates, by best validation NDCG@10 so far, trains on; 0 trains every one to its end.
     # In the 9 quality runs of 2026-11-30 (magazine, demo, scientific × 3 seeds) the temperature that led
-    # at epoch 10 was the one the full search chose, every time. A rung waits while its leader has not learnt
-    # (kgrec.train.pipeline.successive_halving): on magazine two steps back (history_protocols --back 2),
-    # τ 0.4 led at epoch 10 at its starting level in 2 of 3 seeds and τ 0.15, dropped there, ended far above it
+    # at epoch 10 was the one the full search chose, every time. A rung stops a candidate only when its leader
+    # has learnt or it is decline_z errors behind (kgrec.train.pipeline.successive_halving): on magazine two
+    # steps back (history_protocols --back 2), τ 0.4 led at epoch 10 at its starting level in 2 of 3 seeds and
+    # τ 0.15, level with it and dropped there by the rank alone, ended far above it
     search_rung: int = 10
     # neighbour-sampled mini-batches: fan-out per layer (e.g. (10, 10)); None = full-graph message passing
     neighbours: tuple[int, ...] | None = None
@@ -264,8 +265,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--temperature", "optim.temperature", "softmax temperature(s) on the cosine scores; with several "
                                                "(comma-separated), validation NDCG@10 picks one"),
     Flag("--search-rung", "optim.search_rung", "with several temperatures: epochs after which only the better half "
-                                               "trains on (then twice as many, …; a rung waits while the leader "
-                                               "has not learnt); 0 trains each to its end"),
+                                               "trains on (then twice as many, …; only once the leader has "
+                                               "learnt or the other is --decline-z errors behind); 0 trains each "
+                                               "to its end"),
     Flag("--patience", "optim.patience", "epochs without a better validation NDCG@10 before stopping"),
     Flag("--min-improvement", "optim.min_improvement", "relative gain of validation NDCG@10 that resets the "
                                                        "patience; the refit trains to the first epoch within it "
