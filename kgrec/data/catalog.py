@@ -604,15 +604,14 @@ class Catalog:
         the test pairs of the result and the pairs before them its validation pairs, so a study on it
         never reads a test pair; two steps back its test and validation pairs are both training pairs of
         this catalog's split (a user left with fewer than 3 pairs keeps the rest for training)."""
-        from kgrec.data.split import _rows_outside, split_interactions
+        from kgrec.data.split import WITH_VAL, split_interactions
 
         out = self
         for _ in range(steps):
             inter = out.interactions
-            split = split_interactions(inter, strategy, seed=seed)
-            t = dict(out.tables)
-            t["interactions"] = inter.iloc[_rows_outside(inter, split.test_pairs)].reset_index(drop=True)
-            out = Catalog(t, self.report, self.source, self.synthetic)
+            kept = split_interactions(inter, strategy + WITH_VAL, seed=seed).train_rows  # all but the test pairs'
+            out = Catalog({**out.tables, "interactions": inter.iloc[kept].reset_index(drop=True)}, self.report,
+                          self.source, self.synthetic)
         return out
 
     # ------------------------------------------------------------------ a run's own copy
