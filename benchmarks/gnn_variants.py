@@ -74,6 +74,8 @@ def variants(base: TrainConfig) -> dict[str, tuple[str, TrainConfig]]:
                         "no-user)", replace(base, id_embeddings="no-user")),
         "dropout0.1": ("dropout 0.1 on the GNN's input features", replace(base, dropout=0.1)),
         "layers1": ("1 layer", replace(base, layers=1)),
+        "hgt": ("the HGT encoder (type-specific attention) instead of the R-GCN, every other default kept",
+                replace(base, model="hgt")),
         "history-tower": ("the recent-history tower, starting weight 1 (--history-tower 1)",
                           replace(base, history_tower=1.0)),
         **{f"wd{name}": (f"Adam weight decay {name} (L2 on every weight, ids included)",
