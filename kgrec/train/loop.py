@@ -302,7 +302,9 @@ def _sum_grads(model: torch.nn.Module) -> None:
         offset += g.numel()
 
 
-def _broadcast_float(value: float, device: torch.device) -> float:
+def broadcast_float(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every process, so that all of them take the same decision (only under an
+    initialised process group)."""
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(t, 0)
     return float(t.item())
@@ -507,7 +509,7 @@ class EmbeddingTrainer:
             users_ndcg = per_user.get("ndcg@10")
             z = paired_z(users_ndcg, self.best_users) if self.best_users is not None else 0.0
         if self.world > 1:
-            ndcg, z = _broadcast_float(ndcg, device), _broadcast_float(z, device)
+            ndcg, z = broadcast_float(ndcg, device), broadcast_float(z, device)
         epoch_loss = total / max(seen, 1)
         self.curve.append({"epoch": epoch, "loss": epoch_loss, "val_ndcg@10": ndcg, "val_z": z,
                            "epoch_seconds": epoch_s})
@@ -525,7 +527,7 @@ class EmbeddingTrainer:
                 self.first_users = users_ndcg if self.first_users is None else self.first_users
                 self.risen = self.risen or paired_z(users_ndcg, self.first_users) > cfg.decline_z
             if self.world > 1:
-                self.risen = _broadcast_float(float(self.risen), device) > 0
+                self.risen = broadcast_float(float(self.risen), device) > 0
         declining = cfg.decline_z > 0 and self.risen and z < -cfg.decline_z
         self.declined = self.declined + 1 if declining else 0
         if self.declined >= cfg.decline_evals:

@@ -26,7 +26,7 @@ from kgrec.runtime import keep_freed_memory
 from kgrec.train.evaluate import evaluate_ranking
 from kgrec.train.loop import (
     EmbeddingTrainer,
-    _broadcast_float,
+    broadcast_float,
     dist_info,
     embeddings,
     paired_z,
@@ -318,7 +318,7 @@ class _Fit:
         theirs = leader.trainer.best_users if leader.trainer is not None else None
         z = paired_z(ours, theirs) if ours is not None and theirs is not None else 0.0
         if dist_info()[1] > 1 and self.trainer is not None:
-            z = _broadcast_float(z, self.trainer.device)
+            z = broadcast_float(z, self.trainer.device)
         return z
 
     @property
