@@ -57,12 +57,13 @@ def _steps(profile: str) -> list[Step]:
     variant_data = {"magazine": (str(SHARED / "amazon-magazine-2018"), "magazine"),
                     "scientific": (str(SHARED / "amazon-scientific-2018"), "scientific"), "demo": ("demo", "")}
 
-    def levers(group: str, only: str, **seeds: str) -> list[Step]:
+    def levers(group: str, only: str, back: int = 0, **seeds: str) -> list[Step]:
         """``gnn_variants_GROUP_DATASET`` steps: the ``only`` variants, the GNN alone and the served blend
-        (no baselines), for each dataset given with its seeds."""
+        (no baselines), for each dataset given with its seeds; ``back`` steps back (``--back``) when not 0."""
+        steps_back = ("--back", str(back)) if back else ()
         return [Step(f"gnn_variants_{group}_{name}",
                      ("gnn_variants.py", variant_data[name][0], "--seeds", s, "--only", only, "--baselines", "",
-                      "--paths", *res(f"gnn_variants_{group}_{name}")), needs=variant_data[name][1])
+                      "--paths", *steps_back, *res(f"gnn_variants_{group}_{name}")), needs=variant_data[name][1])
                 for name, s in seeds.items()]
 
     def protocols_back() -> list[Step]:
@@ -142,15 +143,10 @@ def _steps(profile: str) -> list[Step]:
         # the temperature search's evidence rule (twentieth stop): the defaults on two sets' own splits, and on
         # magazine two steps back, where the rung had stopped the better temperature
         *levers("search", "default", magazine="0,1,2", demo="0,1,2"),
-        Step("gnn_variants_back2_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds",
-                                             "0,1,2", "--only", "default", "--baselines", "", "--paths", "--back", "2",
-                                             *res("gnn_variants_back2_magazine")), needs="magazine"),
+        *levers("back2", "default", back=2, magazine="0,1,2"),
         # the HGT encoder in place of the R-GCN, every other default kept (twenty-first stop): two steps back on
         # magazine, the lab whose test pairs chose no default
-        Step("gnn_variants_hgt_back2_magazine", ("gnn_variants.py", str(SHARED / "amazon-magazine-2018"), "--seeds",
-                                                 "0,1,2", "--only", "default,hgt", "--baselines", "", "--paths",
-                                                 "--back", "2", *res("gnn_variants_hgt_back2_magazine")),
-             needs="magazine"),
+        *levers("hgt_back2", "default,hgt", back=2, magazine="0,1,2"),
         Step("tuning", ("tuning.py", "--datasets", "magazine,demo", "--trials", "25", "--seeds", "0",
                         *res("tuning")), needs="magazine"),
         Step("served", ("served.py", "--datasets", "demo,magazine,scientific", "--seeds", "0", *res("served"))),
